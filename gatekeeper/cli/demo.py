@@ -1,0 +1,51 @@
+"""`gatekeeper demo`: a sample case record to try Gatekeeper on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from gatekeeper.cli.context import AppContext, pass_app
+from gatekeeper.config import data_dir
+from gatekeeper.sample import SampleRecord
+from gatekeeper.store.importer import count_cases, import_cases, import_staff
+
+DEMO_CASES = 300
+DEMO_STAFF = 40
+
+
+@click.command()
+@click.option("--cases", "case_count", default=DEMO_CASES, show_default=True,
+              help="How many sample cases to generate.")  # fmt: skip
+@click.option("--staff", "staff_count", default=DEMO_STAFF, show_default=True,
+              help="How many sample staff to generate.")  # fmt: skip
+@click.option("--seed", default=1, show_default=True, help="Same seed, same sample record.")
+@pass_app
+def demo(app: AppContext, case_count: int, staff_count: int, seed: int) -> None:
+    """Load a generated sample case record and staff into the store.
+
+    Every name and address is invented, and every email domain is a reserved
+    example domain. The sample files are written to the data directory too, so
+    you can read the import format. Running it again changes nothing.
+    """
+    sample = SampleRecord(seed)
+    folder = data_dir() / "demo"
+    folder.mkdir(parents=True, exist_ok=True)
+    case_file = _write(folder / "cases.jsonl", sample.case_lines(case_count))
+    staff_file = _write(folder / "staff.jsonl", sample.staff_lines(staff_count))
+    engine = app.engine
+    with case_file.open("rb") as lines:
+        click.echo(import_cases(engine, lines).summary())
+    with staff_file.open("rb") as lines:
+        click.echo(import_staff(engine, lines).summary())
+    cases, parties = count_cases(engine)
+    click.echo(f"store: {app.settings.effective_database_url} ({cases} cases, {parties} parties)")
+    click.echo(f"sample files: {case_file} and {staff_file}")
+    click.echo("try: gatekeeper cases show 100000")
+
+
+def _write(path: Path, lines: object) -> Path:
+    assert hasattr(lines, "__iter__")
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path

@@ -1,0 +1,133 @@
+"""Settings: one TOML file plus environment variables.
+
+Precedence, lowest first: built-in defaults, the configuration file
+(`--config FILE`, `GATEKEEPER_CONFIG`, or `gatekeeper.toml` in the user's
+config directory), then `GATEKEEPER_<NAME>` environment variables, then
+command-line options. Every setting is documented in the README; a test
+fails when one is not.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "gatekeeper"
+ENV_PREFIX = "GATEKEEPER_"
+
+
+class ConfigError(Exception):
+    """The configuration file or an environment variable is unusable."""
+
+
+def data_dir() -> Path:
+    """Where the embedded database and local state live (per user)."""
+    override = os.environ.get(f"{ENV_PREFIX}DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+def default_config_path() -> Path:
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "gatekeeper.toml"
+
+
+def _doc(text: str, default: Any = None, factory: Any = None) -> Any:
+    if factory is not None:
+        return field(default_factory=factory, metadata={"doc": text})
+    return field(default=default, metadata={"doc": text})
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an administrator may set. Field names are the TOML keys."""
+
+    database_url: str = _doc(
+        "SQLAlchemy URL of the store; default: SQLite file `gatekeeper.db` in the data directory."
+        " PostgreSQL: `postgresql+psycopg://user@host:5432/db`.",
+        "",
+    )
+    internal_domains: tuple[str, ...] = _doc(
+        "The organisation's own mail domains (comma-separated in the environment);"
+        " mail between internal addresses is released.",
+        factory=tuple,
+    )
+    policy_file: str = _doc(
+        "A site policy YAML that overrides `policies/default.yaml` key by key.", ""
+    )
+    log_level: str = _doc("Logging level of long-running services (JSON lines on stderr).", "INFO")
+
+    def with_overrides(self, **changes: Any) -> Settings:
+        return replace(self, **{k: v for k, v in changes.items() if v not in (None, "")})
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{data_dir() / 'gatekeeper.db'}"
+
+
+def setting_docs() -> dict[str, str]:
+    """Each setting's name with its one-line description (for docs and `--help`)."""
+    return {f.name: f.metadata["doc"] for f in fields(Settings)}
+
+
+def _coerce(name: str, raw: Any, default: Any) -> Any:
+    if isinstance(default, tuple):
+        if isinstance(raw, str):
+            return tuple(part.strip().lower() for part in raw.split(",") if part.strip())
+        if isinstance(raw, list) and all(isinstance(x, str) for x in raw):
+            return tuple(x.strip().lower() for x in raw)
+        raise ConfigError(f"setting {name!r} must be a list of strings")
+    if isinstance(default, bool):
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in {"1", "true", "yes", "on"}:
+            return True
+        if text in {"0", "false", "no", "off"}:
+            return False
+        raise ConfigError(f"setting {name!r} must be true or false, not {raw!r}")
+    if isinstance(default, int):
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {name!r} must be a whole number, not {raw!r}") from None
+    if isinstance(default, float):
+        try:
+            return float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"setting {name!r} must be a number, not {raw!r}") from None
+    if not isinstance(raw, str):
+        raise ConfigError(f"setting {name!r} must be a string")
+    return raw
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Settings:
+    """Defaults, then the file, then `GATEKEEPER_*` environment variables."""
+    env = os.environ if environ is None else environ
+    defaults = Settings()
+    values: dict[str, Any] = {}
+    explicit = config_file or env.get(f"{ENV_PREFIX}CONFIG")
+    path = Path(explicit) if explicit else default_config_path()
+    if explicit and not path.is_file():
+        raise ConfigError(f"configuration file {path} does not exist")
+    if path.is_file():
+        try:
+            raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+        known = {f.name for f in fields(Settings)}
+        for key, value in raw.items():
+            if key not in known:
+                raise ConfigError(f"{path}: unknown setting {key!r}")
+            values[key] = _coerce(key, value, getattr(defaults, key))
+    for f in fields(Settings):
+        env_value = env.get(ENV_PREFIX + f.name.upper())
+        if env_value is not None:
+            values[f.name] = _coerce(f.name, env_value, getattr(defaults, f.name))
+    return replace(defaults, **values)
