@@ -17,15 +17,17 @@ same keys as the query are scored with rapidfuzz.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import sys
 import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from rapidfuzz import fuzz, process
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Text, cast, select
 
 from gatekeeper.contact import address_key, email_key, normalise_postcode
 from gatekeeper.record import PROFESSIONAL_ROLES, PostalAddress
@@ -90,11 +92,26 @@ class PostalMatch:
     similarity: float
 
 
+_WORD = re.compile(r"[^\W_]+")
+
+
 def name_key(name: str) -> str:
     """Names compared without case, accents, punctuation or extra spaces: "O'Brien" = "o brien"."""
-    decomposed = unicodedata.normalize("NFKD", name)
-    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(re.split(r"[^\w]+|_", plain.casefold())).strip()
+    if not name.isascii():
+        decomposed = unicodedata.normalize("NFKD", name)
+        name = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(_WORD.findall(name.casefold()))
+
+
+def _as_text(column: Any) -> Any:
+    """A JSON column read as its stored text, so the common empty list costs no decoding."""
+    return cast(column, Text)
+
+
+def _json_tuple(text: str | None) -> tuple[str, ...]:
+    if not text or text == "[]":
+        return ()
+    return tuple(json.loads(text))
 
 
 def _deletions(local: str) -> set[str]:
@@ -147,6 +164,8 @@ class CaseIndex:
     _by_domain_deletion: dict[str, list[str]] = field(default_factory=dict)
     _by_name: dict[str, tuple[str, ...]] = field(default_factory=dict)
     _by_postcode: dict[str, tuple[tuple[str, int], ...]] = field(default_factory=dict)
+    _lay_domains: set[str] = field(default_factory=set)
+    _professional_domains: set[str] = field(default_factory=set)
     longest_name_words: int = 0
 
     # -- building -------------------------------------------------------------------------
@@ -163,10 +182,12 @@ class CaseIndex:
         by_postcode: dict[str, list[tuple[str, int]]] = defaultdict(list)
         for party in parties:
             index.parties[party.party_id] = party
+            domains = index._professional_domains if party.is_professional else index._lay_domains
             for address in party.emails:
                 key = email_key(address)
                 by_address[key].append(party.party_id)
                 index._as_recorded.setdefault(key, address)
+                domains.add(key.rpartition("@")[2])
             for name in party.names:
                 key = name_key(name)
                 if key:
@@ -189,7 +210,11 @@ class CaseIndex:
 
     @classmethod
     def from_store(cls, engine: Engine) -> CaseIndex:
-        """Read the whole case record from the store into a new index."""
+        """Read the whole case record from the store into a new index.
+
+        Parties are streamed, not loaded as one list: with a million of them the
+        rows alone would double the peak memory.
+        """
         emails: dict[str, list[str]] = defaultdict(list)
         postal: dict[str, list[PostalAddress]] = defaultdict(list)
         aliases: dict[str, list[str]] = defaultdict(list)
@@ -203,62 +228,67 @@ class CaseIndex:
             for party_id, lines, postcode in conn.execute(
                 select(
                     PartyPostalAddress.party_id,
-                    PartyPostalAddress.lines,
+                    _as_text(PartyPostalAddress.lines),
                     PartyPostalAddress.postcode,
                 ).order_by(PartyPostalAddress.id)
             ):
-                postal[party_id].append(PostalAddress(tuple(lines), postcode))
+                postal[party_id].append(PostalAddress(_json_tuple(lines), intern(postcode)))
             for case_id, alias in conn.execute(
                 select(CaseAlias.case_id, CaseAlias.alias).order_by(CaseAlias.id)
             ):
                 aliases[case_id].append(alias)
-            statuses: dict[str, str] = {
-                case_id: status
-                for case_id, status in conn.execute(select(Case.case_id, Case.status))
-            }
-            rows = conn.execute(
+            case_ids: dict[str, str] = {}
+            statuses: dict[str, str] = {}
+            for case_id, status in conn.execute(select(Case.case_id, Case.status)):
+                case_ids[case_id] = intern(case_id)
+                statuses[case_id] = status
+            for party_id, case_id, role, represents in conn.execute(
+                select(Party.party_id, Party.case_id, Party.role, Party.represents).order_by(
+                    Party.id
+                )
+            ):
+                members[case_ids.get(case_id, case_id)].append((party_id, intern(role), represents))
+            cases = [
+                CaseEntry(
+                    case_id=case_id,
+                    aliases=tuple(aliases.get(case_id, ())),
+                    status=status,
+                    party_ids=tuple(p for p, _, _ in members.get(case_id, ())),
+                )
+                for case_id, status in statuses.items()
+            ]
+            rows = conn.execution_options(yield_per=20_000).execute(
                 select(
-                    Party.party_id, Party.case_id, Party.role, Party.name, Party.other_names,
-                    Party.organisation, Party.represents, Party.confidential,
-                    Party.withheld_from, Party.contact_allowed, Party.date_of_birth,
+                    Party.party_id, Party.case_id, Party.role, Party.name,
+                    _as_text(Party.other_names), Party.organisation, Party.represents,
+                    Party.confidential, _as_text(Party.withheld_from), Party.contact_allowed,
+                    Party.date_of_birth,
                 ).order_by(Party.id)
-            ).all()  # fmt: skip
-        for row in rows:
-            members[row[1]].append((row[0], row[2], row[6]))
-        case_ids = {case_id: intern(case_id) for case_id in statuses}
-        parties = [
-            PartyEntry(
-                party_id=party_id,
-                case_id=case_ids.get(case_id, case_id),
-                role=intern(role),
-                name=name,
-                other_names=tuple(other_names or ()),
-                organisation=organisation,
-                represents=represents,
-                emails=tuple(emails.pop(party_id, ())),
-                postal_addresses=tuple(postal.pop(party_id, ())),
-                confidential=bool(confidential),
-                withheld_from=effective_withheld_from(
-                    party_id, bool(confidential), withheld or (), members[case_id]
-                ),
-                contact_allowed=bool(contact_allowed),
-                date_of_birth=dob,
-            )
-            for (
-                party_id, case_id, role, name, other_names, organisation, represents,
-                confidential, withheld, contact_allowed, dob,
-            ) in rows
-        ]  # fmt: skip
-        cases = [
-            CaseEntry(
-                case_id=case_id,
-                aliases=tuple(aliases.get(case_id, ())),
-                status=status,
-                party_ids=tuple(p for p, _, _ in members.get(case_id, ())),
-            )
-            for case_id, status in statuses.items()
-        ]
-        return cls.build(parties, cases)
+            )  # fmt: skip
+            parties = (
+                PartyEntry(
+                    party_id=party_id,
+                    case_id=case_ids.get(case_id, case_id),
+                    role=intern(role),
+                    name=name,
+                    other_names=_json_tuple(other_names),
+                    organisation=organisation,
+                    represents=represents,
+                    emails=tuple(emails.pop(party_id, ())),
+                    postal_addresses=tuple(postal.pop(party_id, ())),
+                    confidential=bool(confidential),
+                    withheld_from=effective_withheld_from(
+                        party_id, bool(confidential), _json_tuple(withheld), members[case_id]
+                    ),
+                    contact_allowed=bool(contact_allowed),
+                    date_of_birth=dob,
+                )
+                for (
+                    party_id, case_id, role, name, other_names, organisation, represents,
+                    confidential, withheld, contact_allowed, dob,
+                ) in rows
+            )  # fmt: skip
+            return cls.build(parties, cases)
 
     # -- questions ------------------------------------------------------------------------
 
@@ -307,6 +337,15 @@ class CaseIndex:
             )
             for found, score, _ in scored
         ]
+
+    def is_organisation_domain(self, domain: str) -> bool:
+        """Whether professionals write from `domain` and no lay party's address is there.
+
+        A council's or a law firm's domain qualifies; a public mail provider that
+        a parent also uses does not.
+        """
+        key = domain.strip().casefold()
+        return key in self._professional_domains and key not in self._lay_domains
 
     def all_addresses(self) -> list[str]:
         """Every verified address (letter case folded), for brute-force comparisons."""

@@ -59,6 +59,80 @@ class Settings:
         "A site policy YAML that overrides `policies/default.yaml` key by key.", ""
     )
     log_level: str = _doc("Logging level of long-running services (JSON lines on stderr).", "INFO")
+    # -- the SMTP relay (`gatekeeper relay`) --
+    relay_host: str = _doc("Address the SMTP relay listens on.", "127.0.0.1")
+    relay_port: int = _doc("TCP port of the SMTP relay (587 is the usual submission port).", 2525)
+    tls_cert_file: str = _doc(
+        "PEM certificate (chain) the relay offers with STARTTLS; without it there is no"
+        " STARTTLS and so no AUTH: only trusted networks can relay.",
+        "",
+    )
+    tls_key_file: str = _doc("PEM private key of `tls_cert_file`.", "")
+    trusted_networks: tuple[str, ...] = _doc(
+        "Networks (CIDR, comma-separated in the environment) whose clients may relay without"
+        " AUTH: a front MTA that has authenticated the sender already. Default: none.",
+        factory=tuple,
+    )
+    data_size_limit: int = _doc(
+        "Largest message the relay accepts, in bytes; a larger one is refused with 552.", 26214400
+    )
+    gate_timeout: float = _doc(
+        "Seconds the relay waits for the gate's decision (including a wait for a free worker)"
+        " before answering 451 so the client retries.",
+        30.0,
+    )
+    gate_workers: int = _doc(
+        "Processes that run the gate for the relay, each with its own copy of the case index;"
+        " 0 means one per CPU core.",
+        0,
+    )
+    upstream_host: str = _doc(
+        "The MTA the relay delivers released mail to (required by `gatekeeper relay`).", ""
+    )
+    upstream_port: int = _doc("TCP port of the upstream MTA.", 25)
+    upstream_starttls: bool = _doc(
+        "Require STARTTLS (with a verified certificate) to the upstream MTA.", True
+    )
+    upstream_ca_file: str = _doc(
+        "PEM file of the certificate authorities trusted for the upstream's certificate;"
+        " default: the system's.",
+        "",
+    )
+    upstream_user: str = _doc("User name for AUTH at the upstream MTA; empty: no AUTH.", "")
+    upstream_password: str = _doc("Password for AUTH at the upstream MTA.", "")
+    upstream_connections: int = _doc(
+        "Concurrent connections each relay node keeps to the upstream MTA.", 4
+    )
+    retry_delay: float = _doc(
+        "Seconds before the first retry of a delivery the upstream deferred; each further"
+        " retry waits twice as long, at most an hour.",
+        60.0,
+    )
+    retry_lifetime_hours: float = _doc(
+        "Hours a message keeps being retried before it is returned to its sender with a"
+        " delivery status notification.",
+        120.0,
+    )
+    notice_from: str = _doc(
+        "The From: address of notices and delivery reports to senders; default:"
+        " `gatekeeper@` the first internal domain.",
+        "",
+    )
+    node_name: str = _doc(
+        "This relay node's name in trace headers, the store and queue leases (one relay"
+        " process per name); default: the host name.",
+        "",
+    )
+    record_refresh_seconds: float = _doc(
+        "How often the relay looks for a changed case record or staff list; when it finds one"
+        " it reloads its gate workers, the old ones serving until the new are ready. 0: never.",
+        60.0,
+    )
+    metrics_port: int = _doc(
+        "TCP port (on `relay_host`) of the relay's health check (`/healthz`) and Prometheus"
+        " metrics (`/metrics`); 0 turns them off.",
+        9125,
+    )
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v not in (None, "")})

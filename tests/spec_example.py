@@ -27,3 +27,39 @@ SPEC_EXAMPLE: dict[str, Any] = {
          "organisation": "Leeds City Council", "emails": ["owen.price@leeds.example.gov.uk"]},
     ],
 }  # fmt: skip
+
+
+# A second case: the same solicitor acts in it; a confidential applicant with no list; a
+# respondent with a verified address who must not be contacted directly.
+OTHER_CASE: dict[str, Any] = {
+    "case_id": "853999",
+    "aliases": ["LS12P34567"],
+    "parties": [
+        {"party_id": "853999-P1", "role": "child", "name": "Amy Jones", "date_of_birth": "2015-06-01"},
+        {"party_id": "853999-P2", "role": "applicant", "name": "Sarah Jones",
+         "emails": ["sarah.jones@example.org"], "confidential": True,
+         "postal_addresses": [{"lines": ["9 Beech Grove", "Leeds"], "postcode": "LS6 2AB"}]},
+        {"party_id": "853999-P3", "role": "respondent", "name": "Dean Jones",
+         "emails": ["dean.jones@example.org"], "contact_allowed": False},
+        {"party_id": "853999-P4", "role": "solicitor", "name": "Priya Shah",
+         "organisation": "Shah & Co Solicitors", "represents": "853999-P2",
+         "emails": ["P.Shah@shahco-law.example"]},
+        {"party_id": "853999-P5", "role": "social_worker", "name": "Gemma Hart",
+         "organisation": "Leeds City Council", "emails": ["gemma.hart@leeds.example.gov.uk"]},
+    ],
+}  # fmt: skip
+
+STAFF = [
+    {
+        "email": "a.jones@gatekeeper.example",
+        "name": "Alice Jones",
+        "roles": ["staff"],
+        "team": "North",
+    },
+    {
+        "email": "b.khan@gatekeeper.example",
+        "name": "Bilal Khan",
+        "roles": ["staff", "checker"],
+        "team": "North",
+    },
+]

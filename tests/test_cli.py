@@ -82,14 +82,14 @@ def test_db_upgrade_migrates_once(tmp_path: Path, database_url: str) -> None:
 
 
 def test_demo_loads_a_sample_record_into_the_default_store(isolated_home: Path) -> None:
-    result = run_gatekeeper("demo", "--cases", "25", "--staff", "8")
+    result = run_gatekeeper("demo", "--cases", "25", "--staff", "8", "--no-serve")
     assert result.returncode == 0, result.stderr
     assert "cases: 25 lines read, 25 loaded" in result.stdout
     assert "staff: 8 lines read, 8 loaded" in result.stdout
     assert (isolated_home / "data" / "gatekeeper.db").exists()
     shown = run_gatekeeper("cases", "show", "100000")
     assert shown.returncode == 0 and "Case 100000" in shown.stdout
-    again = run_gatekeeper("demo", "--cases", "25", "--staff", "8")
+    again = run_gatekeeper("demo", "--cases", "25", "--staff", "8", "--no-serve")
     assert "0 added, 0 updated, 25 unchanged" in again.stdout
 
 

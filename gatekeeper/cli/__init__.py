@@ -9,11 +9,16 @@ import click
 
 from gatekeeper import __version__
 from gatekeeper.cli.cases import cases
+from gatekeeper.cli.check import check
 from gatekeeper.cli.context import EXIT_UNUSABLE, AppContext
 from gatekeeper.cli.db import db
 from gatekeeper.cli.demo import demo
+from gatekeeper.cli.held import held
+from gatekeeper.cli.policy import policy
+from gatekeeper.cli.relay import relay
 from gatekeeper.cli.users import users
 from gatekeeper.config import ConfigError, load_settings
+from gatekeeper.policy import PolicyError
 from gatekeeper.store import StoreUnavailable
 
 HELP = """Gatekeeper checks every outgoing email and letter against the case record
@@ -25,6 +30,7 @@ Start here:
   gatekeeper demo                   a sample case record to try things on
   gatekeeper cases import FILE      load the case record (JSON Lines)
   gatekeeper cases show CASE_ID     who belongs to a case, and how to reach them
+  gatekeeper check email FILE.eml   what Gatekeeper would do with an email
 
 The store is SQLite in your data directory unless --db or
 GATEKEEPER_DATABASE_URL names another (PostgreSQL in production).
@@ -52,7 +58,7 @@ def cli(ctx: click.Context, database_url: str | None, config_file: str | None) -
     ctx.obj = AppContext(settings)
 
 
-for command in (cases, users, db, demo):
+for command in (check, cases, users, policy, db, demo, relay, held):
     cli.add_command(command)
 
 
@@ -68,6 +74,6 @@ def main(argv: list[str] | None = None) -> Any:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
-    except (StoreUnavailable, ConfigError) as exc:
+    except (StoreUnavailable, ConfigError, PolicyError) as exc:
         click.echo(f"gatekeeper: {exc}", err=True)
         sys.exit(EXIT_UNUSABLE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from gatekeeper.store.importer import count_cases, import_cases, import_staff
 
 DEMO_CASES = 300
 DEMO_STAFF = 40
+DEMO_PORT = 2525
 
 
 @click.command()
@@ -21,13 +23,22 @@ DEMO_STAFF = 40
 @click.option("--staff", "staff_count", default=DEMO_STAFF, show_default=True,
               help="How many sample staff to generate.")  # fmt: skip
 @click.option("--seed", default=1, show_default=True, help="Same seed, same sample record.")
+@click.option("--no-serve", is_flag=True, help="Only load the sample; do not start the relay.")
+@click.option("--port", default=DEMO_PORT, show_default=True,
+              help="The demo relay's port (its sink and metrics use the next two).")  # fmt: skip
 @pass_app
-def demo(app: AppContext, case_count: int, staff_count: int, seed: int) -> None:
-    """Load a generated sample case record and staff into the store.
+def demo(
+    app: AppContext, *, case_count: int, staff_count: int, seed: int, no_serve: bool, port: int
+) -> None:
+    """Load a generated sample case record and staff, then run the SMTP relay on it.
 
     Every name and address is invented, and every email domain is a reserved
     example domain. The sample files are written to the data directory too, so
     you can read the import format. Running it again changes nothing.
+
+    Then (unless --no-serve) the relay starts on 127.0.0.1 with a self-signed
+    certificate and two demo accounts, delivering to a local sink that files
+    each message in the data directory; it prints where to point a mail client.
     """
     sample = SampleRecord(seed)
     folder = data_dir() / "demo"
@@ -43,6 +54,11 @@ def demo(app: AppContext, case_count: int, staff_count: int, seed: int) -> None:
     click.echo(f"store: {app.settings.effective_database_url} ({cases} cases, {parties} parties)")
     click.echo(f"sample files: {case_file} and {staff_file}")
     click.echo("try: gatekeeper cases show 100000")
+    if not no_serve:
+        from gatekeeper.smtp.demo import serve_demo
+
+        staff = [json.loads(line) for line in staff_file.read_text("utf-8").splitlines()]
+        serve_demo(app.settings, engine, folder, staff, port)
 
 
 def _write(path: Path, lines: object) -> Path:

@@ -167,3 +167,7 @@ class StaffRole(Base):
 
 
 Index("ix_staff_users_team", StaffUser.team)
+
+
+# The correspondence tables share this metadata; importing them here lets Alembic see them.
+from gatekeeper.store import correspondence  # noqa: E402, F401

@@ -1,0 +1,271 @@
+"""The gate, run in worker processes, under a time limit.
+
+The gate's work is CPU-bound Python (parsing, the language pipeline, checks):
+in a thread it would hold the GIL against the event loop, and a message that
+sends it into a long computation could not be stopped. So each worker is a
+process with its own gate (case index, pipeline, policy loaded once); a request
+that outlives its time limit gets its worker killed and replaced, and the relay
+answers 451 while it keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
+from typing import Any
+
+from gatekeeper.config import Settings
+from gatekeeper.decision import Decision
+
+log = logging.getLogger(__name__)
+
+# A worker loads the spaCy pipeline and the whole case index before it is ready.
+STARTUP_LIMIT_SECONDS = 600.0
+
+
+class GateUnavailable(Exception):
+    """The gate gave no decision; the message is one line a client may see."""
+
+
+@dataclass(frozen=True)
+class GateRequest:
+    raw: bytes
+    sender: str | None
+    envelope_recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GateOutcome:
+    decision: Decision
+    # Seconds spent per stage inside the worker: parse, and the gate's own timings.
+    stages: dict[str, float] = field(default_factory=dict)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def _serve(conn: Connection, settings: Settings) -> None:
+    """A worker process: build the gate once, then answer requests until the pipe closes."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the relay decides when workers stop
+    try:
+        from gatekeeper.gate import Gate
+        from gatekeeper.mail import item_from_email
+        from gatekeeper.store import open_store
+
+        engine = open_store(settings.effective_database_url, migrate_empty=False)
+        gate = Gate.from_store(engine, settings)
+        engine.dispose()
+    except Exception as exc:
+        conn.send(("failed", _one_line(exc)))
+        return
+    conn.send(("ready", os.getpid()))
+    while True:
+        try:
+            request: GateRequest = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            started = time.perf_counter()
+            item = item_from_email(
+                request.raw,
+                sender=request.sender,
+                envelope_recipients=list(request.envelope_recipients),
+                original_path=None,
+            )
+            parsed = time.perf_counter()
+            decision = gate.check(item)
+            stages = {"parse": parsed - started}
+            stages.update({k: v / 1000 for k, v in decision.timings_ms.items() if k != "total"})
+            reply: tuple[str, Any] = ("ok", GateOutcome(decision, stages))
+        except Exception as exc:
+            log.exception("gate failed")
+            reply = ("error", _one_line(exc))
+        conn.send(reply)
+
+
+class _Worker:
+    """One gate process and the parent's end of its pipe (used by one request at a time)."""
+
+    def __init__(self, context: Any, settings: Settings, number: int, generation: int) -> None:
+        self.number = number
+        self.generation = generation  # which load of the case record this gate holds
+        self.conn, child = context.Pipe()
+        self.process: BaseProcess = context.Process(
+            target=_serve, args=(child, settings), name=f"gatekeeper-gate-{number}", daemon=True
+        )
+        self.process.start()
+        child.close()
+
+    def wait_ready(self) -> None:
+        if not self.conn.poll(STARTUP_LIMIT_SECONDS):
+            raise GateUnavailable("a gate worker did not start in time")
+        try:
+            status, detail = self.conn.recv()
+        except EOFError:
+            raise GateUnavailable("a gate worker stopped while starting") from None
+        if status != "ready":
+            raise GateUnavailable(f"the gate cannot start: {detail}")
+
+    def call(self, request: GateRequest) -> tuple[str, Any]:
+        self.conn.send(request)
+        result: tuple[str, Any] = self.conn.recv()
+        return result
+
+    def stop(self) -> None:
+        with contextlib.suppress(OSError):
+            self.conn.close()
+        if self.process.is_alive():
+            self.process.kill()
+        self.process.join(5)
+
+
+class GatePool:
+    """`size` gate worker processes; `check()` borrows one for a request, within a time limit."""
+
+    def __init__(self, settings: Settings, size: int) -> None:
+        self.settings = settings
+        self.size = max(1, size)
+        # spawn, not fork: the relay has threads, an event loop and database connections.
+        self._context = multiprocessing.get_context("spawn")
+        # Calls, plus starting a whole new set of workers while the old ones still serve.
+        self._threads = ThreadPoolExecutor(2 * self.size + 2, thread_name_prefix="gate-call")
+        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
+        self._all: set[_Worker] = set()
+        self._numbers = iter(range(1, 1_000_000))
+        self._replacing: set[asyncio.Future[Any]] = set()  # stops and replacements under way
+        self.closed = False
+        self.generation = 0
+
+    @property
+    def ready(self) -> int:
+        """Workers able to take a request now or when their current one ends."""
+        return len(self._all)
+
+    async def start(self) -> None:
+        """Start every worker and wait until each has loaded its gate."""
+        await asyncio.gather(*(self._add_worker() for _ in range(self.size)))
+
+    async def _started(self, generation: int) -> _Worker:
+        """A new worker, its gate loaded."""
+        loop = asyncio.get_running_loop()
+        worker = await loop.run_in_executor(
+            self._threads, _Worker, self._context, self.settings, next(self._numbers), generation
+        )
+        try:
+            await loop.run_in_executor(self._threads, worker.wait_ready)
+        except BaseException:
+            await loop.run_in_executor(self._threads, worker.stop)
+            raise
+        return worker
+
+    def _enlist(self, worker: _Worker) -> None:
+        if self.closed:
+            worker.process.kill()
+            return
+        self._all.add(worker)
+        self._idle.put_nowait(worker)
+
+    async def _add_worker(self) -> None:
+        self._enlist(await self._started(self.generation))
+
+    async def reload(self) -> None:
+        """Fresh gates for a changed case record: a new set of workers takes over once all are
+        ready, and the old ones stop as they come free. If the new set cannot start, the old
+        one keeps serving."""
+        generation = self.generation + 1
+        started = await asyncio.gather(
+            *(self._started(generation) for _ in range(self.size)), return_exceptions=True
+        )
+        fresh = [w for w in started if isinstance(w, _Worker)]
+        if len(fresh) < len(started):
+            loop = asyncio.get_running_loop()
+            await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in fresh))
+            failure = next(e for e in started if not isinstance(e, _Worker))
+            raise GateUnavailable(f"could not reload the gate: {failure}")
+        self.generation = generation
+        for worker in fresh:
+            self._enlist(worker)
+
+    def _current(self, worker: _Worker) -> bool:
+        """Whether `worker` holds the newest gate; an older one is stopped here."""
+        if worker.generation == self.generation:
+            return True
+        self._all.discard(worker)
+        task = asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+        return False
+
+    async def check(self, request: GateRequest, timeout: float) -> GateOutcome:
+        """The gate's decision, or `GateUnavailable` (busy, too slow, or failed)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            try:
+                worker = await asyncio.wait_for(self._idle.get(), max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                raise GateUnavailable("the checking service is busy") from None
+            if self._current(worker):
+                break
+        call = loop.run_in_executor(self._threads, worker.call, request)
+        try:
+            # shield: on timeout the call must still finish (with EOF) before its pipe closes
+            status, detail = await asyncio.wait_for(
+                asyncio.shield(call), max(0.0, deadline - loop.time())
+            )
+        except TimeoutError:
+            log.warning("a gate worker ran over its time limit; replacing it")
+            self._retire(worker, call)
+            raise GateUnavailable("checking took longer than the time limit") from None
+        except (EOFError, OSError) as exc:
+            log.error("a gate worker stopped: %s", _one_line(exc))
+            self._retire(worker, call)
+            raise GateUnavailable("the checking service restarted") from None
+        if self._current(worker):
+            self._idle.put_nowait(worker)
+        if status != "ok":
+            raise GateUnavailable(f"the check failed ({detail})")
+        outcome: GateOutcome = detail
+        return outcome
+
+    def _retire(self, worker: _Worker, call: asyncio.Future[Any]) -> None:
+        """Kill `worker`, and start another in its place unless the pool is closing."""
+        self._all.discard(worker)
+        worker.process.kill()
+        task = asyncio.get_running_loop().create_task(self._replace(worker, call))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _replace(self, worker: _Worker, call: asyncio.Future[Any]) -> None:
+        with contextlib.suppress(Exception):
+            await call  # ends with EOFError now that the process is gone
+        await asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
+        if self.closed:
+            return
+        try:
+            await self._add_worker()
+        except GateUnavailable as exc:
+            log.error("could not replace a gate worker: %s", exc)
+
+    async def close(self) -> None:
+        self.closed = True
+        for task in list(self._replacing):
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(
+            *(loop.run_in_executor(self._threads, w.stop) for w in self._all),
+            return_exceptions=True,
+        )
+        self._all.clear()
+        self._threads.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,648 @@
+"""The outbound queue: durable delivery to the upstream MTA, per recipient, with retry.
+
+Every row is one (message, recipient). A delivery worker claims due rows with a
+lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several relay nodes share one
+queue), sends each message once to all its claimed recipients over a reused
+connection, and records each recipient's own result: a refused recipient fails
+alone and its sender gets a delivery report; a deferred one waits with
+exponential backoff until the retry lifetime ends, then is reported too. A node
+that dies mid-delivery leaves leased rows that any node takes over once the
+lease runs out (its own at once, on restart).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import smtplib
+import socket
+import ssl
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
+from dataclasses import dataclass
+from email.utils import format_datetime
+from typing import Any, TypeVar, cast
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from gatekeeper.config import Settings
+from gatekeeper.smtp.metrics import RelayMetrics
+from gatekeeper.smtp.notices import NoticeWriter
+from gatekeeper.smtp.writer import StoreWriter
+from gatekeeper.store.correspondence import (
+    AuditEvent,
+    Item,
+    ItemContent,
+    OutboundKind,
+    OutboundMessage,
+    OutboundState,
+)
+from gatekeeper.store.models import utcnow
+
+log = logging.getLogger(__name__)
+
+OUTBOUND = cast(Table, OutboundMessage.__table__)
+ITEMS = cast(Table, Item.__table__)
+CONTENTS = cast(Table, ItemContent.__table__)
+AUDIT = cast(Table, AuditEvent.__table__)
+
+LEASE = dt.timedelta(minutes=10)
+BATCH = 50
+# Other nodes' and the command line's rows are found by polling; this node's wake it at once.
+POLL_SECONDS = 2.0
+MAX_RETRY_DELAY = 3600.0
+# An idle upstream connection is closed after this long, so the upstream is not hogged.
+IDLE_CLOSE_SECONDS = 30.0
+UPSTREAM_TIMEOUT = 120.0
+
+T = TypeVar("T")
+
+
+def aware(moment: dt.datetime) -> dt.datetime:
+    """A datetime read back from the store, in UTC (SQLite returns it naive)."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+_INSERT_OUTBOUND = insert(OUTBOUND)
+
+
+def enqueue(
+    conn: Connection,
+    *,
+    kind: OutboundKind,
+    mail_from: str,
+    recipients: Iterable[str],
+    lifetime: dt.timedelta,
+    item_id: int | None = None,
+    raw: bytes | None = None,
+) -> int:
+    """Queue one message for `recipients` in the caller's transaction; returns the row count."""
+    now = utcnow()
+    rows = [
+        {
+            "item_id": item_id,
+            "kind": kind.value,
+            "mail_from": mail_from,
+            "recipient": recipient,
+            "raw": raw,
+            "state": OutboundState.QUEUED.value,
+            "attempts": 0,
+            "next_attempt_at": now,
+            "expires_at": now + lifetime,
+        }
+        for recipient in recipients
+    ]
+    if rows:
+        conn.execute(_INSERT_OUTBOUND, rows)
+    return len(rows)
+
+
+_INSERT_AUDIT = insert(AUDIT)
+
+
+def record_audit(
+    conn: Connection,
+    action: str,
+    *,
+    actor: str | None = None,
+    item_id: int | None = None,
+    details: dict[str, Any] | None = None,
+    remote: str | None = None,
+) -> None:
+    conn.execute(
+        _INSERT_AUDIT,
+        {
+            "at": utcnow(),
+            "actor": actor,
+            "action": action,
+            "item_id": item_id,
+            "details": details or {},
+            "remote": remote,
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One claimed row."""
+
+    id: int
+    item_id: int | None
+    kind: str
+    mail_from: str
+    recipient: str
+    raw: bytes | None
+    attempts: int
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ItemForDelivery:
+    """What sending an item needs: its bytes and what its trace headers say."""
+
+    id: int
+    ref: str
+    state: str
+    subject: str
+    envelope: dict[str, Any]
+    received_at: dt.datetime
+    node: str | None
+    raw: bytes
+
+    def header_block(self) -> bytes:
+        end = self.raw.find(b"\r\n\r\n")
+        return self.raw[: end + 2] if end >= 0 else self.raw[:8192]
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.text}".strip()
+
+    @property
+    def delivered(self) -> bool:
+        return 200 <= self.code < 300
+
+    @property
+    def permanent(self) -> bool:
+        return self.code >= 500
+
+
+@dataclass(frozen=True)
+class Result:
+    delivery: Delivery
+    reply: Reply
+
+
+class UpstreamUnavailable(Exception):
+    """The upstream could not be reached or dropped the connection: try again later."""
+
+
+def trace_headers(item: ItemForDelivery, node: str) -> bytes:
+    """`Received:` and the Gatekeeper decision header, prepended to an item's own bytes."""
+    client = item.envelope.get("client", {})
+    helo = client.get("helo") or "unknown"
+    address = client.get("address") or "unknown"
+    protocol = client.get("protocol") or "ESMTP"
+    received = (
+        f"Received: from {helo} ([{address}])\r\n"
+        f"\tby {item.node or node} (Gatekeeper) with {protocol} id {item.ref};\r\n"
+        f"\t{format_datetime(aware(item.received_at))}\r\n"
+    )
+    decision = f"X-Gatekeeper-Decision: {item.state}; ref={item.ref}\r\n"
+    return (received + decision).encode("utf-8", "replace")
+
+
+_DUE = or_(
+    and_(
+        OUTBOUND.c.state == OutboundState.QUEUED.value,
+        OUTBOUND.c.next_attempt_at <= bindparam("now"),
+    ),
+    and_(
+        OUTBOUND.c.state == OutboundState.SENDING.value,
+        OUTBOUND.c.lease_until < bindparam("now"),
+    ),
+)
+# Built once: the same statement every round, so SQLAlchemy compiles it once.
+_CLAIM = (
+    update(OUTBOUND)
+    .where(
+        OUTBOUND.c.id.in_(
+            select(OUTBOUND.c.id)
+            .where(_DUE)
+            .order_by(OUTBOUND.c.next_attempt_at, OUTBOUND.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)  # other nodes' claims are passed over
+            .scalar_subquery()
+        ),
+        _DUE,
+    )
+    .values(
+        state=OutboundState.SENDING.value,
+        lease_owner=bindparam("token"),
+        lease_until=bindparam("lease_until"),
+        attempts=OUTBOUND.c.attempts + 1,
+    )
+    .returning(
+        OUTBOUND.c.id,
+        OUTBOUND.c.item_id,
+        OUTBOUND.c.kind,
+        OUTBOUND.c.mail_from,
+        OUTBOUND.c.recipient,
+        OUTBOUND.c.raw,
+        OUTBOUND.c.attempts,
+        OUTBOUND.c.expires_at,
+    )
+)
+_SETTLE = (
+    update(OUTBOUND)
+    .where(OUTBOUND.c.id == bindparam("row_id"), OUTBOUND.c.lease_owner == bindparam("token"))
+    .values(
+        state=bindparam("new_state"),
+        lease_owner=None,
+        lease_until=None,
+        last_error=bindparam("error"),
+        next_attempt_at=bindparam("next_at"),
+        delivered_at=bindparam("delivered_at"),
+    )
+)
+
+
+class OutboundQueue:
+    """The queue's rows in the store: claim, load, record results (all blocking calls)."""
+
+    def __init__(
+        self, engine: Engine, settings: Settings, node: str, notices: NoticeWriter
+    ) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.node = node
+        self.notices = notices
+        self.lifetime = dt.timedelta(hours=settings.retry_lifetime_hours)
+
+    def recover(self, conn: Connection) -> int:
+        """Put back rows this node had leased when it stopped; returns how many."""
+        result = conn.execute(
+            update(OUTBOUND)
+            .where(
+                OUTBOUND.c.state == OutboundState.SENDING.value,
+                OUTBOUND.c.lease_owner.like(f"{self.node}/%"),
+            )
+            .values(state=OutboundState.QUEUED.value, lease_owner=None, lease_until=None)
+        )
+        return result.rowcount
+
+    def claim(self, conn: Connection, limit: int = BATCH) -> tuple[str, list[Delivery]]:
+        """Lease up to `limit` due rows to a new token; returns (token, rows)."""
+        now = utcnow()
+        token = f"{self.node}/{uuid.uuid4().hex[:12]}"
+        params = {"now": now, "token": token, "lease_until": now + LEASE, "limit": limit}
+        rows = conn.execute(_CLAIM, params).all()
+        deliveries = [
+            Delivery(
+                r.id,
+                r.item_id,
+                r.kind,
+                r.mail_from,
+                r.recipient,
+                r.raw,
+                r.attempts,
+                aware(r.expires_at),
+            )
+            for r in rows
+        ]
+        deliveries.sort(key=lambda d: d.id)
+        return token, deliveries
+
+    def load_items(self, item_ids: Iterable[int]) -> dict[int, ItemForDelivery]:
+        ids = sorted(set(item_ids))
+        if not ids:
+            return {}
+        query = (
+            select(
+                ITEMS.c.id,
+                ITEMS.c.ref,
+                ITEMS.c.state,
+                ITEMS.c.subject,
+                ITEMS.c.envelope,
+                ITEMS.c.received_at,
+                ITEMS.c.node,
+                CONTENTS.c.raw,
+            )
+            .join(CONTENTS, CONTENTS.c.item_id == ITEMS.c.id)
+            .where(ITEMS.c.id.in_(ids))
+        )
+        with self.engine.connect() as conn:
+            return {
+                r.id: ItemForDelivery(
+                    r.id,
+                    r.ref,
+                    r.state,
+                    r.subject,
+                    r.envelope,
+                    aware(r.received_at),
+                    r.node,
+                    bytes(r.raw),
+                )
+                for r in conn.execute(query)
+            }
+
+    def record(
+        self,
+        conn: Connection,
+        token: str,
+        results: Sequence[Result],
+        items: dict[int, ItemForDelivery],
+    ) -> dict[str, int]:
+        """Store each recipient's result; report failures to senders. Returns counts by outcome."""
+        now = utcnow()
+        counts: dict[str, int] = defaultdict(int)
+        reports: dict[tuple[int, bool], list[Result]] = defaultdict(list)
+        settled = []
+        for result in results:
+            d, reply = result.delivery, result.reply
+            row = {
+                "row_id": d.id,
+                "token": token,
+                "error": str(reply),
+                "next_at": now,
+                "delivered_at": None,
+            }
+            if reply.delivered:
+                row.update(new_state=OutboundState.DELIVERED.value, error=None, delivered_at=now)
+                outcome = "delivered"
+            elif reply.permanent or now >= d.expires_at:
+                expired = not reply.permanent
+                state = OutboundState.EXPIRED if expired else OutboundState.FAILED
+                row["new_state"] = outcome = state.value
+                if d.kind == OutboundKind.ITEM.value and d.item_id is not None and d.mail_from:
+                    reports[(d.item_id, expired)].append(result)
+            else:
+                delay = min(self.settings.retry_delay * 2 ** (d.attempts - 1), MAX_RETRY_DELAY)
+                row.update(
+                    new_state=OutboundState.QUEUED.value, next_at=now + dt.timedelta(seconds=delay)
+                )
+                outcome = "deferred"
+            settled.append(row)
+            counts[outcome] += 1
+        if settled:
+            conn.execute(_SETTLE, settled)
+        for (item_id, expired), failed in reports.items():
+            self._report(conn, items[item_id], failed, expired)
+        return dict(counts)
+
+    def _report(
+        self, conn: Connection, item: ItemForDelivery, failed: list[Result], expired: bool
+    ) -> None:
+        sender = failed[0].delivery.mail_from
+        report = self.notices.delivery_report(
+            to=sender,
+            ref=item.ref,
+            subject=item.subject,
+            failures=[(r.delivery.recipient, str(r.reply)) for r in failed],
+            original_headers=item.header_block(),
+            arrival=item.received_at,
+            expired=expired,
+            upstream=self.settings.upstream_host,
+        )
+        enqueue(
+            conn,
+            kind=OutboundKind.DSN,
+            mail_from="",
+            recipients=[sender],
+            lifetime=self.lifetime,
+            item_id=item.id,
+            raw=report,
+        )
+        record_audit(
+            conn,
+            "delivery.expired" if expired else "delivery.failed",
+            item_id=item.id,
+            details={
+                "ref": item.ref,
+                "recipients": {r.delivery.recipient: str(r.reply) for r in failed},
+            },
+        )
+
+    def depth(self) -> dict[str, int]:
+        """Rows waiting (`queued`) and in flight (`sending`), across every node."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(OUTBOUND.c.state, func.count())
+                .where(
+                    OUTBOUND.c.state.in_([OutboundState.QUEUED.value, OutboundState.SENDING.value])
+                )
+                .group_by(OUTBOUND.c.state)
+            )
+            found = {state: count for state, count in rows}
+        return {
+            s.value: found.get(s.value, 0) for s in (OutboundState.QUEUED, OutboundState.SENDING)
+        }
+
+
+class UpstreamClient:
+    """One SMTP connection to the upstream, reused for message after message (blocking)."""
+
+    def __init__(self, settings: Settings, node: str) -> None:
+        self.settings = settings
+        self.node = node
+        self.smtp: smtplib.SMTP | None = None
+        self.last_used = 0.0
+
+    def _open(self) -> smtplib.SMTP:
+        s = self.settings
+        smtp = smtplib.SMTP(local_hostname=self.node, timeout=UPSTREAM_TIMEOUT)
+        try:
+            smtp.connect(s.upstream_host, s.upstream_port)
+            smtp.ehlo()
+            if s.upstream_starttls:
+                if not smtp.has_extn("starttls"):
+                    raise UpstreamUnavailable("the upstream does not offer STARTTLS")
+                context = ssl.create_default_context(cafile=s.upstream_ca_file or None)
+                smtp.starttls(context=context)
+                smtp.ehlo()
+            if s.upstream_user:
+                smtp.login(s.upstream_user, s.upstream_password)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                smtp.close()
+            raise
+        return smtp
+
+    def _connection(self) -> smtplib.SMTP:
+        if self.smtp is not None:
+            try:
+                code, _ = self.smtp.rset()
+                if code == 250:
+                    return self.smtp
+            except (smtplib.SMTPException, OSError):
+                pass
+            self.close()
+        self.smtp = self._open()
+        return self.smtp
+
+    def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> dict[str, Reply]:
+        """Each recipient's reply; raises `UpstreamUnavailable` when no transaction completed."""
+        try:
+            return self._send(mail_from, recipients, data)
+        except UpstreamUnavailable:
+            self.close()
+            raise
+        except (smtplib.SMTPException, OSError, ssl.SSLError) as exc:
+            self.close()
+            raise UpstreamUnavailable(_describe(exc)) from None
+        finally:
+            self.last_used = time.monotonic()
+
+    def _send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> dict[str, Reply]:
+        smtp = self._connection()
+        options: list[str] = []
+        if not (mail_from.isascii() and all(r.isascii() for r in recipients)):
+            if not smtp.has_extn("smtputf8"):
+                refused = Reply(553, "5.6.7 the upstream does not accept international addresses")
+                return dict.fromkeys(recipients, refused)
+            options.append("SMTPUTF8")
+        if not data.isascii() and smtp.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        code, text = smtp.mail(mail_from, options)
+        if code != 250:
+            smtp.rset()
+            return dict.fromkeys(recipients, Reply(code, _text(text)))
+        replies: dict[str, Reply] = {}
+        for recipient in recipients:
+            code, text = smtp.rcpt(recipient)
+            replies[recipient] = Reply(code, _text(text))
+        accepted = [r for r in recipients if replies[r].code in (250, 251)]
+        if not accepted:
+            smtp.rset()
+            return replies
+        try:
+            code, answer = smtp.data(data)
+            final = Reply(code, _text(answer))
+        except smtplib.SMTPResponseException as exc:
+            final = Reply(exc.smtp_code, _text(exc.smtp_error))
+        for recipient in accepted:
+            replies[recipient] = final
+        return replies
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            with contextlib.suppress(Exception):
+                self.smtp.quit()
+            with contextlib.suppress(Exception):
+                self.smtp.close()
+        self.smtp = None
+
+    def close_if_idle(self) -> None:
+        if self.smtp is not None and time.monotonic() - self.last_used > IDLE_CLOSE_SECONDS:
+            self.close()
+
+
+def _text(text: bytes | str) -> str:
+    return text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return f"{exc.smtp_code} {_text(exc.smtp_error)}"
+    if isinstance(exc, socket.timeout):
+        return "the upstream did not answer in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the upstream refused the connection"
+    return f"{type(exc).__name__}: {exc}".strip()
+
+
+def messages_of(
+    deliveries: Sequence[Delivery], items: dict[int, ItemForDelivery], node: str
+) -> list[tuple[str, list[Delivery], bytes | None]]:
+    """Claimed rows grouped into SMTP transactions: (mail_from, rows, bytes to send)."""
+    groups: dict[tuple[Any, ...], list[Delivery]] = defaultdict(list)
+    for d in deliveries:
+        key = (
+            ("item", d.item_id, d.mail_from) if d.kind == OutboundKind.ITEM.value else ("own", d.id)
+        )
+        groups[key].append(d)
+    out: list[tuple[str, list[Delivery], bytes | None]] = []
+    for rows in groups.values():
+        first = rows[0]
+        if first.kind == OutboundKind.ITEM.value:
+            item = items.get(first.item_id or -1)
+            data = trace_headers(item, node) + item.raw if item else None
+        else:
+            data = first.raw
+        out.append((first.mail_from, rows, data))
+    return out
+
+
+class DeliveryWorker:
+    """Claims due rows and delivers them over its own upstream connection, until stopped."""
+
+    def __init__(
+        self,
+        queue: OutboundQueue,
+        *,
+        writer: StoreWriter,
+        store: Executor,
+        wake: asyncio.Event,
+        metrics: RelayMetrics,
+        number: int,
+    ) -> None:
+        self.queue = queue
+        self.writer = writer
+        self.store = store
+        self.wake = wake
+        self.metrics = metrics
+        self.client = UpstreamClient(queue.settings, queue.node)
+        # The connection is used from one thread only: smtplib is not thread-safe.
+        self.thread = ThreadPoolExecutor(1, thread_name_prefix=f"upstream-{number}")
+        self.stopping = False
+
+    async def _in(self, executor: Executor, call: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(executor, call, *args)
+
+    async def run(self) -> None:
+        while not self.stopping:
+            try:
+                worked = await self.run_once()
+            except Exception:
+                log.exception("delivery round failed; retrying shortly")
+                worked = False
+            if not worked and not self.stopping:
+                await self._idle()
+        await self._in(self.thread, self.client.close)
+        self.thread.shutdown(wait=False)
+
+    async def run_once(self) -> bool:
+        """Deliver one batch; False when nothing was due."""
+        token, deliveries = await self.writer.write(self.queue.claim)
+        if not deliveries:
+            return False
+        item_ids = [d.item_id for d in deliveries if d.kind == OutboundKind.ITEM.value]
+        items = await self._in(self.store, self.queue.load_items, [i for i in item_ids if i])
+        results = await self._in(self.thread, self._deliver, deliveries, items)
+        counts = await self.writer.write(self.queue.record, token, results, items)
+        for outcome, count in counts.items():
+            self.metrics.deliveries.labels(outcome).inc(count)
+        return True
+
+    def _deliver(
+        self, deliveries: Sequence[Delivery], items: dict[int, ItemForDelivery]
+    ) -> list[Result]:
+        results: list[Result] = []
+        for mail_from, rows, data in messages_of(deliveries, items, self.queue.node):
+            if data is None:  # the content was purged: nothing left to send
+                gone = Reply(554, "5.6.0 the message content is no longer stored")
+                results.extend(Result(d, gone) for d in rows)
+                continue
+            try:
+                replies = self.client.send(mail_from, [d.recipient for d in rows], data)
+            except UpstreamUnavailable as exc:
+                log.warning("upstream unavailable: %s", exc, extra={"rows": len(rows)})
+                replies = {d.recipient: Reply(451, f"4.4.1 {exc}") for d in rows}
+            results.extend(Result(d, replies[d.recipient]) for d in rows)
+        return results
+
+    async def _idle(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
+        self.wake.clear()
+        await self._in(self.thread, self.client.close_if_idle)
