@@ -76,18 +76,21 @@ def alembic_config(engine: Engine) -> AlembicConfig:
 
 
 def head_revision(engine: Engine) -> str | None:
-    return ScriptDirectory.from_config(alembic_config(engine)).get_current_head()
+    """The newest schema this program knows (several branch heads joined by '+')."""
+    heads = ScriptDirectory.from_config(alembic_config(engine)).get_heads()
+    return "+".join(sorted(heads)) or None
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        heads = MigrationContext.configure(conn).get_current_heads()
+    return "+".join(sorted(heads)) or None
 
 
 def upgrade(engine: Engine) -> tuple[str | None, str | None]:
     """Migrate to the newest schema; returns (revision before, revision after)."""
     before = current_revision(engine)
-    command.upgrade(alembic_config(engine), "head")
+    command.upgrade(alembic_config(engine), "heads")
     return before, current_revision(engine)
 
 
