@@ -30,7 +30,8 @@ POSTGRES_URL = os.environ.get("GATEKEEPER_TEST_POSTGRES_URL", "")
 REQUIRE_PEERS = os.environ.get("GATEKEEPER_REQUIRE_PEERS") == "1"
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures"
-CORPORA = REPO.parent / "shared" / "corpora"
+# Real broken mail from other projects (shared/corpora/, vendored so any checkout has it).
+CORPORA = REPO / "tests" / "corpora"
 
 
 def need_peer(available: bool, what: str) -> None:
