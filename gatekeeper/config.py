@@ -133,6 +133,81 @@ class Settings:
         " metrics (`/metrics`); 0 turns them off.",
         9125,
     )
+    # -- letters: the CUPS backend and the letters service (`gatekeeper post serve`) --
+    letters_host: str = _doc(
+        "Address the letters service listens on, and the CUPS backend calls.", "127.0.0.1"
+    )
+    letters_port: int = _doc(
+        "TCP port of the letters service: the CUPS backend's checks, `/healthz` and `/metrics`.",
+        9127,
+    )
+    letters_socket: str = _doc(
+        "A Unix socket the letters service listens on instead of TCP (the CUPS backend runs as"
+        " CUPS's user, usually `lp`, which must be able to open it); empty: TCP.",
+        "",
+    )
+    letters_timeout: float = _doc(
+        "Seconds the CUPS backend waits for the letters service's decision before it holds the"
+        " print job (never printing it unchecked).",
+        60.0,
+    )
+    letters_user_domain: str = _doc(
+        "Mail domain that turns a CUPS user name into a member of staff's address"
+        " (`a.jones` -> `a.jones@DOMAIN`); empty: the member of staff whose address starts"
+        " with the user name, else the user name as it is.",
+        "",
+    )
+    letter_window: str = _doc(
+        "Where the envelope window shows the address block: left, top, width, height in mm"
+        " from the first page's top left. Default: `20,45,90,45` (a UK DL window envelope).",
+        "20,45,90,45",
+    )
+    cups_server: str = _doc(
+        "The CUPS server (`host:port`) Gatekeeper asks to release or cancel a held letter's"
+        " print job once it is decided; empty: the server the job came from.",
+        "",
+    )
+    # -- the approval pages (`gatekeeper web`) --
+    web_host: str = _doc("Address the approval web app listens on.", "127.0.0.1")
+    web_port: int = _doc(
+        "TCP port of the approval web app (plain HTTP: put a TLS reverse proxy in front).", 8080
+    )
+    web_public_url: str = _doc(
+        "The approval pages' address as staff reach it (e.g. `https://gatekeeper.example`),"
+        " for links in notices; empty: notices carry no link.",
+        "",
+    )
+    web_secret_key: str = _doc(
+        "Key that signs session cookies; empty: one is generated on first start and kept in"
+        " the store, so every web node shares it.",
+        "",
+    )
+    web_session_minutes: int = _doc(
+        "Minutes a sign-in lasts; afterwards the browser asks for the password again.", 480
+    )
+    web_sso_header: str = _doc(
+        "Request header a trusted reverse proxy sets to the signed-in member of staff's email"
+        " address (single sign-on, e.g. `X-Remote-User`); empty: passwords only.",
+        "",
+    )
+    web_trusted_proxies: tuple[str, ...] = _doc(
+        "Addresses (CIDR, comma-separated in the environment) of the reverse proxies whose"
+        " `web_sso_header`, `X-Forwarded-For` and `X-Forwarded-Proto` are believed; from"
+        " anyone else the SSO header is refused. Default: none.",
+        factory=tuple,
+    )
+    web_sweep_seconds: float = _doc(
+        "How often the web app escalates and expires held items and plants canaries"
+        " (`gatekeeper held sweep` does the same once); 0: never.",
+        60.0,
+    )
+    register_sync_seconds: float = _doc(
+        "How often the web app records new near misses in the register (blocked, returned and"
+        " corrected items, missed canaries, scan alarms) and, once a day, purges content past"
+        " the policy's retention; `gatekeeper register sync` and `gatekeeper retention run` do"
+        " the same from cron. 0: never.",
+        60.0,
+    )
 
     def with_overrides(self, **changes: Any) -> Settings:
         return replace(self, **{k: v for k, v in changes.items() if v not in (None, "")})

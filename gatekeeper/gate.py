@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, select
 
+from gatekeeper.addressee import DEFAULT_POSTAL_RULE, PostalRule
 from gatekeeper.analysis.mentions import SourceKind
 from gatekeeper.analysis.pipeline import Analyzer
 from gatekeeper.casebook import CaseIndex
@@ -34,14 +35,20 @@ class GateSetup:
 
     distinctive_name_parties: int
     lookalike_similarity: float
+    postal_rule: PostalRule = DEFAULT_POSTAL_RULE
 
     @classmethod
     def from_policy(cls, policy: Policy) -> GateSetup:
         content = policy.settings_for("content_other_case")
         lookalike = policy.settings_for("recipient_lookalike")
+        postal = policy.settings_for("postal_address_mismatch")
         return cls(
             distinctive_name_parties=int(content.get("distinctive_name_parties", 2)),
             lookalike_similarity=float(lookalike.get("min_similarity", 88)),
+            postal_rule=PostalRule(
+                min_line_similarity=float(postal.get("min_line_similarity", 85)),
+                min_name_similarity=float(postal.get("min_name_similarity", 85)),
+            ),
         )
 
 
@@ -87,6 +94,7 @@ class Gate:
             internal_domains=self.internal_domains,
             distinctive_name_parties=self.setup.distinctive_name_parties,
             lookalike_similarity=self.setup.lookalike_similarity,
+            postal_rule=self.setup.postal_rule,
         )
         findings: list[Finding] = []
         for spec in self.checks:

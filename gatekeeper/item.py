@@ -50,8 +50,9 @@ class Recipient:
     def label(self) -> str:
         if self.address:
             return self.address
-        if self.postal:
-            return f"{self.postal.name}, {', '.join(self.postal.lines)}"
+        if self.postal:  # `Mark Smith, 3 Oak Road, Bradford BD1 4QQ`
+            lines = ", ".join([self.postal.name, *self.postal.lines])
+            return f"{lines} {self.postal.postcode}" if self.postal.postcode else lines
         return self.display_name or "(no address)"
 
 

@@ -8,7 +8,7 @@ key by key. Validation keeps each key's line so every mistake is reported as
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,10 +19,12 @@ from gatekeeper.checks.registry import CheckSpec, registered_checks
 from gatekeeper.decision import Finding, RatedFinding, Severity, Verdict
 from gatekeeper.item import Channel
 
-TOP_KEYS = frozenset({"version", "monitor_only", "checks"})
+TOP_KEYS = frozenset({"version", "monitor_only", "checks", "approval", "retention"})
 CHECK_KEYS = frozenset({"severity", "settings", "variants", "forced", "enabled"})
 CHANNELS = frozenset(c.value for c in Channel)
 SEVERITIES = frozenset(s.value for s in Severity)
+# What a canary item can be made to look like: a mistake a checker must catch.
+CANARY_KINDS = ("recipient_lookalike", "recipient_other_case")
 
 
 class PolicyError(ValueError):
@@ -49,10 +51,36 @@ class CheckPolicy:
 
 
 @dataclass(frozen=True)
+class ApprovalPolicy:
+    """The second check's own rules: how long an item may wait, how fast is too fast, canaries."""
+
+    escalate_after_minutes: float = 60.0  # 0: never escalate
+    expire_after_hours: float = 72.0  # 0: never expire
+    min_review_seconds: float = 10.0
+    canary_rate: float = 0.0  # the share of held items that are canaries
+    canary_kinds: tuple[str, ...] = CANARY_KINDS
+
+
+APPROVAL_KEYS = frozenset(f.name for f in fields(ApprovalPolicy))
+
+
+@dataclass(frozen=True)
+class RetentionPolicy:
+    """How long an item's content is kept after its decision (the register keeps metadata)."""
+
+    content_days: float = 30.0  # 0: kept indefinitely
+
+
+RETENTION_KEYS = frozenset(f.name for f in fields(RetentionPolicy))
+
+
+@dataclass(frozen=True)
 class Policy:
     checks: Mapping[str, CheckPolicy]
     monitor_only: bool = False
     sources: tuple[str, ...] = ()
+    approval: ApprovalPolicy = field(default_factory=ApprovalPolicy)
+    retention: RetentionPolicy = field(default_factory=RetentionPolicy)
 
     def rate(self, channel: Channel, findings: Iterable[Finding]) -> list[RatedFinding]:
         """Each finding with its severity on `channel`, most severe first (stable otherwise)."""
@@ -141,6 +169,8 @@ class _Builder:
         self.problems: list[str] = []
         self.is_default = True
         self.order: list[str] = []  # checks in the order the policy files name them
+        self.approval: dict[str, Any] = {}
+        self.retention: dict[str, float] = {}
 
     def fail(self, source: str, line: int, message: str) -> None:
         self.problems.append(f"{source}:{line}: {message}")
@@ -164,6 +194,46 @@ class _Builder:
                     continue
                 for name, (check_line, body) in value.items.items():
                     self._apply_check(src, name, check_line, body)
+            elif key == "approval":
+                self._approval(src, line, value)
+            elif key == "retention":
+                self._retention(src, line, value)
+
+    def _retention(self, src: str, line: int, value: Any) -> None:
+        if not isinstance(value, _Located):
+            self.fail(src, line, "retention must be a mapping (content_days)")
+            return
+        for key, (key_line, setting) in value.items.items():
+            if key not in RETENTION_KEYS:
+                expected = ", ".join(sorted(RETENTION_KEYS))
+                self.fail(src, key_line, f"retention: unknown key {key!r} (expected {expected})")
+            elif isinstance(setting, bool) or not isinstance(setting, int | float) or setting < 0:
+                self.fail(src, key_line, f"retention: {key} must be days >= 0, not {setting!r}")
+            else:
+                self.retention[key] = float(setting)
+
+    def _approval(self, src: str, line: int, value: Any) -> None:
+        if not isinstance(value, _Located):
+            self.fail(src, line, "approval must be a mapping (escalate_after_minutes, ...)")
+            return
+        for key, (key_line, setting) in value.items.items():
+            if key not in APPROVAL_KEYS:
+                expected = ", ".join(sorted(APPROVAL_KEYS))
+                self.fail(src, key_line, f"approval: unknown key {key!r} (expected {expected})")
+            elif key == "canary_kinds":
+                kinds = setting if isinstance(setting, list) else [setting]
+                wrong = [k for k in kinds if k not in CANARY_KINDS]
+                if wrong or not kinds:
+                    known = ", ".join(CANARY_KINDS)
+                    self.fail(src, key_line, f"approval: canary_kinds are a list of: {known}")
+                else:
+                    self.approval[key] = tuple(dict.fromkeys(kinds))
+            elif isinstance(setting, bool) or not isinstance(setting, int | float) or setting < 0:
+                self.fail(src, key_line, f"approval: {key} must be a number >= 0, not {setting!r}")
+            elif key == "canary_rate" and setting > 0.5:
+                self.fail(src, key_line, "approval: canary_rate is a share of held items, 0 to 0.5")
+            else:
+                self.approval[key] = float(setting)
 
     def _apply_check(self, src: str, name: str, line: int, body: Any) -> None:
         draft = self.drafts.get(name)
@@ -268,7 +338,13 @@ class _Builder:
                 forced=draft.forced,
                 enabled=draft.enabled,
             )
-        return Policy(checks=checks, monitor_only=self.monitor_only, sources=sources)
+        return Policy(
+            checks=checks,
+            monitor_only=self.monitor_only,
+            sources=sources,
+            approval=ApprovalPolicy(**self.approval),
+            retention=RetentionPolicy(**self.retention),
+        )
 
 
 def default_policy_path() -> Path:
@@ -294,5 +370,5 @@ def load_policy(site_file: str | Path | None = None, *, monitor_only: bool | Non
         raise PolicyError(builder.problems)
     policy = builder.build(tuple(sources))
     if monitor_only is not None:
-        policy = Policy(policy.checks, monitor_only, policy.sources)
+        policy = replace(policy, monitor_only=monitor_only)
     return policy

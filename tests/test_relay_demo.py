@@ -8,6 +8,7 @@ import smtplib
 import socket
 import ssl
 import subprocess
+import urllib.request
 from pathlib import Path
 
 from tests.conftest import gatekeeper_command
@@ -15,7 +16,7 @@ from tests.smtp_peers import email, wait_for
 
 
 def three_free_ports() -> int:
-    """A port whose next two are free too (the demo's relay, sink and metrics)."""
+    """A port whose next three are free too (the demo's relay, sink, metrics and web pages)."""
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -23,7 +24,7 @@ def three_free_ports() -> int:
         if first > 65000:
             continue
         try:
-            for offset in (1, 2):
+            for offset in (1, 2, 3):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", first + offset))
         except OSError:
@@ -50,6 +51,10 @@ def test_the_demo_runs_a_relay_a_mail_client_can_send_through(isolated_home: Pat
         sender, password = re.search(r"sender:\s+(\S+)\s+password: (\S+)", shown).groups()  # type: ignore[union-attr]
         cert = re.search(r"trust (\S+cert\.pem)", shown).group(1)  # type: ignore[union-attr]
         assert f"server 127.0.0.1, port {port}, STARTTLS" in shown
+        assert f'The approval pages ("fresh eyes"): http://127.0.0.1:{port + 3}/' in shown
+        assert "2 sample messages were sent as the sender and held" in shown
+        with urllib.request.urlopen(f"http://127.0.0.1:{port + 3}/login", timeout=60) as page:
+            assert page.status == 200 and b"Sign in" in page.read()
 
         with smtplib.SMTP("127.0.0.1", port, timeout=120) as client:
             client.starttls(context=ssl.create_default_context(cafile=cert))
@@ -58,8 +63,12 @@ def test_the_demo_runs_a_relay_a_mail_client_can_send_through(isolated_home: Pat
             refused = client.sendmail(sender, ["someone@example.org"], message.as_bytes())
             assert refused == {}
         delivered = isolated_home / "data" / "demo" / "delivered"
-        filed = wait_for(lambda: list(delivered.glob("*.eml")), "a delivered message on disk")
-        assert b"Subject: Trying the demo" in filed[0].read_bytes()
+        filed = wait_for(
+            lambda: [
+                f for f in delivered.glob("*.eml") if b"Subject: Trying the demo" in f.read_bytes()
+            ],
+            "a delivered message on disk",
+        )
         assert re.search(rb"X-Gatekeeper-Decision: released; ref=\w{8}", filed[0].read_bytes())
     finally:
         demo.send_signal(signal.SIGINT)

@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import re
 import threading
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
-from spacy.tokens import Doc
 
 from gatekeeper.analysis.language import PipelineSettings, load_language, pipeline_settings
 from gatekeeper.analysis.lexicon import LexiconMatcher, Lexicons
@@ -51,6 +50,7 @@ from gatekeeper.item import Item
 _REFERENCE_RUN = re.compile(r"(?<![^\W_])[^\W_]+(?:[/-][^\W_]+)*")
 _REFERENCE_PART = re.compile(r"[^\W_]+")
 _MIN_NUMERIC_REFERENCE = 5
+_ASCII_DIGITS = "0123456789"
 # Digit groups joined by one of these belong to one number: "0113 496 0000", "1.000.000".
 _DIGIT_JOINERS = " -.\u00a0"
 _CURRENCY = "£$€"
@@ -81,6 +81,8 @@ _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame
 _ABBREVIATIONS = _TITLES | {"st", "no", "ref", "tel", "eg", "ie", "etc", "approx", "vs", "co"}
 _PARAGRAPH = re.compile(r"\n[ \t>]*\r?\n")
 _SENTENCE_END = re.compile(r"[\"')\]]*[.!?\u2026]+[\"')\]]*\s")
+# The same, only where a gap between words starts (right after a word).
+_SENTENCE_END_AFTER_WORD = re.compile(r"(?<=[^\W_])" + _SENTENCE_END.pattern)
 # Words either side of a candidate the NER reads: its features see four tokens each way.
 _CONTEXT_WORDS = 6
 # A window grown longer than this (a page of capitalised words) is closed and another begun.
@@ -153,6 +155,8 @@ class Analyzer:
         self.matcher: LexiconMatcher = self.lexicons.compile(self.nlp)
         self.staff_keys = frozenset(k for k in (name_key(n) for n in staff_names) if " " in k)
         self._longest_staff = max((k.count(" ") + 1 for k in self.staff_keys), default=0)
+        self._first_words: frozenset[str] = frozenset()
+        self._first_words_of = -1  # the number of parties they were read from
         self._person_labels = frozenset(self.settings.person_labels)
         self._run_ner = any(name == "ner" for name in self.nlp.pipe_names)
         self.ner_cache = _NerCache(self.settings.ner_cache_size)
@@ -177,8 +181,7 @@ class Analyzer:
             mentions.extend(emails + names + references + postcodes)
             postcode_spans = _Spans((m.start, m.end) for m in postcodes)
             for offset, piece in _chunks(text, self.settings.chunk_chars):
-                doc = self.nlp.make_doc(piece)
-                mentions.extend(self._specials(doc, source, offset, postcode_spans))
+                mentions.extend(self._specials(piece, source, offset, postcode_spans))
             blocked[source] = _Spans([*email_spans, *name_spans])
             known = _Spans(
                 [*blocked[source], *postcode_spans, *((m.start, m.end) for m in references)]
@@ -214,7 +217,20 @@ class Analyzer:
 
     def _references(self, text: str, source: Source, taken: _Spans) -> Iterator[Mention]:
         lookup = self.index.case_for_reference
+        # Most runs are ordinary words: look each distinct one (and the parts of a joined
+        # one) up once, and walk the text only for those that name a case.
+        naming = set()
+        for whole in set(_REFERENCE_RUN.findall(text)):
+            if lookup(whole) is not None or (
+                ("/" in whole or "-" in whole)
+                and any(lookup(part) is not None for part in _REFERENCE_PART.findall(whole))
+            ):
+                naming.add(whole)
+        if not naming:
+            return
         for run in _REFERENCE_RUN.finditer(text):
+            if run.group() not in naming:
+                continue
             if taken and taken.overlaps(run.start(), run.end()):
                 continue
             whole = run.group()
@@ -268,9 +284,12 @@ class Analyzer:
         if longest < 2 or count < 2:
             return [], []
         has_name, staff = self.index.has_name, self.staff_keys
+        first_words = self.first_words()
         windows: list[_Window] = []
-        for i in range(count):
-            if not words.texts[i][0].isupper() or (taken and words.overlaps(i, taken)):
+        for i in words.capitals:  # a name starts with a capital letter
+            if words.key(i).partition(" ")[0] not in first_words:
+                continue  # no party or staff name starts with this word
+            if taken and words.overlaps(i, taken):
                 continue
             last = i
             while (
@@ -280,10 +299,14 @@ class Analyzer:
                 and not (taken and words.overlaps(last + 1, taken))
             ):
                 last += 1
+            if last == i:
+                continue
+            keys = [words.key(k) for k in range(i, last + 1)]
+            spaced = [words.spaced(k) for k in range(i, last)]
             for end in range(last + 1, i + 1, -1):
-                if not any(words.spaced(k) for k in range(i, end - 1)):
+                if not any(spaced[: end - 1 - i]):
                     continue  # one token ("Smith-Jones", "O'Brien") is not a name to match
-                key = " ".join(words.key(k) for k in range(i, end))
+                key = " ".join(keys[: end - i])
                 if key in staff or has_name(key):
                     windows.append(_Window(i, end, key, key in staff))
                     break
@@ -308,6 +331,22 @@ class Analyzer:
                 )
             )  # fmt: skip
         return mentions, spans
+
+    def first_words(self) -> frozenset[str]:
+        """The first word (key form) of every party and staff name: a window that starts
+        with any other word names nobody, and is not looked up."""
+        if self._first_words_of != len(self.index.parties):
+            words = {key.partition(" ")[0] for key in self.staff_keys}
+            for party in self.index.parties.values():
+                for name in party.names:
+                    if name.isascii():
+                        first = _WORD.search(name.casefold())
+                        words.add(first.group() if first else "")
+                    else:
+                        words.add(name_key(name).partition(" ")[0])
+            self._first_words = frozenset(words)
+            self._first_words_of = len(self.index.parties)
+        return self._first_words
 
     # -- other person names (NER) ---------------------------------------------------------
 
@@ -350,9 +389,10 @@ class Analyzer:
             return [(offset, offset + len(piece)) for offset, piece in pieces if piece.strip()]
         windows: list[tuple[int, int]] = []
         openers, paragraphs = words.layout()
+        capitals = words.capitals  # only a capitalised word may be a name
         for first, last in paragraphs:
             low = high = -1  # the window being grown, in words
-            for i in range(first, last):
+            for i in capitals[bisect_left(capitals, first) : bisect_left(capitals, last)]:
                 if not words.may_name(i, opener=i in openers, known=known):
                     continue
                 start, end = max(first, i - _CONTEXT_WORDS), min(last, i + _CONTEXT_WORDS + 1)
@@ -386,12 +426,16 @@ class Analyzer:
 
     @staticmethod
     def _emails(text: str, source: Source) -> Iterator[Mention]:
+        if "@" not in text:
+            return
         for match in _EMAIL.finditer(text):
             found = match.group()
             yield Mention(MentionKind.EMAIL_ADDRESS, found.casefold(), found, source, *match.span())
 
     @staticmethod
     def _postcodes(text: str, source: Source, taken: _Spans) -> Iterator[Mention]:
+        if not any(digit in text for digit in _ASCII_DIGITS):
+            return  # every postcode has a digit
         for match in POSTCODE_IN_TEXT.finditer(text):
             if taken and taken.overlaps(match.start(), match.end()):
                 continue
@@ -402,10 +446,9 @@ class Analyzer:
             yield Mention(MentionKind.POSTCODE, value, match.group(), source, *match.span())
 
     def _specials(
-        self, doc: Doc, source: Source, offset: int, postcodes: _Spans
+        self, text: str, source: Source, offset: int, postcodes: _Spans
     ) -> Iterator[Mention]:
-        text = doc.text
-        for hit in self.matcher.find(doc):
+        for hit in self.matcher.find_text(text):
             if postcodes and postcodes.overlaps(offset + hit.start, offset + hit.end):
                 continue  # "S20 4AB" is a postcode, whatever a lexicon says of "S20"
             yield Mention(
@@ -449,9 +492,17 @@ class _Words:
         self.texts = [m.group() for m in found]
         self._joins: dict[int, bool] = {}
         self._keys: dict[int, str] = {}
+        self._capitals: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    @property
+    def capitals(self) -> list[int]:
+        """The words that start with a capital letter, in order."""
+        if self._capitals is None:
+            self._capitals = [i for i, word in enumerate(self.texts) if word[0].isupper()]
+        return self._capitals
 
     def gap(self, i: int) -> str:
         """What stands between word `i` and the next."""
@@ -497,23 +548,35 @@ class _Words:
     def layout(self) -> tuple[set[int], list[tuple[int, int]]]:
         """The words that open a sentence, and (first, one past the last word) of each
         paragraph."""
+        count = len(self)
         openers = {0}
+        if not count:
+            return openers, []
+        ends, texts = self.ends, self.texts
+        # The gaps between words, found in one pass over the text: a gap holds nothing a
+        # word does, so a match of either pattern lies within one gap.
+        breaks = sorted(
+            {
+                i
+                for i in (bisect_right(ends, m.start()) - 1 for m in _PARAGRAPH.finditer(self.text))
+                if 0 <= i < count - 1
+            }
+        )
         paragraphs = []
         first = 0
-        for i in range(len(self) - 1):
-            gap = self.gap(i)
-            if _PARAGRAPH.search(gap):
-                paragraphs.append((first, i + 1))
-                first = i + 1
-                openers.add(i + 1)
-            elif (
-                _SENTENCE_END.match(gap)
-                and self.texts[i].casefold() not in _ABBREVIATIONS
-                and len(self.texts[i]) > 1  # an initial: "J. Smith"
+        for i in breaks:
+            paragraphs.append((first, i + 1))
+            first = i + 1
+            openers.add(i + 1)
+        paragraphs.append((first, count))
+        for match in _SENTENCE_END_AFTER_WORD.finditer(self.text):
+            i = bisect_left(ends, match.start())  # the word the gap follows
+            if (
+                i < count - 1
+                and texts[i].casefold() not in _ABBREVIATIONS
+                and len(texts[i]) > 1  # an initial: "J. Smith"
             ):
                 openers.add(i + 1)
-        if len(self):
-            paragraphs.append((first, len(self)))
         return openers, paragraphs
 
     def may_name(self, i: int, *, opener: bool, known: _Spans) -> bool:

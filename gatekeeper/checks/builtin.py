@@ -1,5 +1,5 @@
 """The built-in checks; importing this module registers them (in the policy's order)."""
 
-from gatekeeper.checks import confidential, content, names, readability, recipients
+from gatekeeper.checks import confidential, content, names, postal, readability, recipients
 
-__all__ = ["confidential", "content", "names", "readability", "recipients"]
+__all__ = ["confidential", "content", "names", "postal", "readability", "recipients"]

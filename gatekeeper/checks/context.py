@@ -17,10 +17,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from gatekeeper.addressee import DEFAULT_POSTAL_RULE, PostalRule, format_address, match_addressee
 from gatekeeper.analysis.mentions import Annotations, Mention, MentionKind, Source, SourceKind
 from gatekeeper.casebook import CaseIndex, PartyEntry, PostalMatch, name_key
 from gatekeeper.contact import email_key
-from gatekeeper.item import Item, Recipient, RecipientKind
+from gatekeeper.item import Channel, Item, Recipient, RecipientKind
 
 PRIMARY_SOURCES = frozenset({SourceKind.SUBJECT, SourceKind.BODY})
 # How far (characters) either side of a name another person of the same case may stand.
@@ -45,8 +46,10 @@ class RecipientView:
     recipient: Recipient
     key: str  # the address with letter case folded ("" for a letter's addressee)
     internal: bool
-    owners: tuple[PartyEntry, ...]  # parties whose verified address this exactly is
-    postal_matches: tuple[PostalMatch, ...] = ()  # for a letter: parties at this address
+    # Parties whose verified address this exactly is; for a letter, the parties the address
+    # block names at one of their own addresses (`gatekeeper.addressee`).
+    owners: tuple[PartyEntry, ...]
+    postal_matches: tuple[PostalMatch, ...] = ()  # for a letter: parties living at the address
 
     @property
     def known(self) -> bool:
@@ -99,6 +102,7 @@ class CheckContext:
     internal_domains: frozenset[str] = frozenset()
     distinctive_name_parties: int = 2
     lookalike_similarity: float = 88.0
+    postal_rule: PostalRule = DEFAULT_POSTAL_RULE
 
     @classmethod
     def build(
@@ -110,11 +114,19 @@ class CheckContext:
         internal_domains: Iterable[str] = (),
         distinctive_name_parties: int = 2,
         lookalike_similarity: float = 88.0,
+        postal_rule: PostalRule = DEFAULT_POSTAL_RULE,
     ) -> CheckContext:
         domains = frozenset(d.casefold() for d in internal_domains)
-        views = tuple(resolve_recipient(r, index, domains) for r in item.recipients)
+        views = tuple(resolve_recipient(r, index, domains, postal_rule) for r in item.recipients)
         return cls(
-            item, index, annotations, views, domains, distinctive_name_parties, lookalike_similarity
+            item,
+            index,
+            annotations,
+            views,
+            domains,
+            distinctive_name_parties,
+            lookalike_similarity,
+            postal_rule,
         )
 
     # -- recipients ------------------------------------------------------------------------
@@ -277,6 +289,8 @@ class CheckContext:
 
     def contacts_sentence(self, case_id: str) -> str:
         """`the record's addresses for case 853206 are a@x (Jane Smith), ...`: what was expected."""
+        if self.item.channel is Channel.POST:
+            return self.postal_contacts_sentence(case_id)
         contacts = self.contacts_of_case(case_id)
         if not contacts:
             return f"the record has no email address for case {case_id}"
@@ -284,7 +298,10 @@ class CheckContext:
         return f"the record's addresses for case {case_id} are {shown}"
 
     def contacts_of_case(self, case_id: str, lay_only: bool = False) -> list[str]:
-        """`jane.smith@example.net (Jane Smith)` for each party of the case with an address."""
+        """`jane.smith@example.net (Jane Smith)` for each party of the case with an address
+        (for a letter, each postal address)."""
+        if self.item.channel is Channel.POST:
+            return self.postal_contacts_of_case(case_id, lay_only)
         out = []
         for party in self.index.case_parties(case_id):
             if lay_only and party.is_professional:
@@ -293,14 +310,34 @@ class CheckContext:
                 out.append(f"{address} ({party.name})")
         return out
 
+    def postal_contacts_of_case(self, case_id: str, lay_only: bool = False) -> list[str]:
+        """`3 Oak Road, Bradford BD1 4QQ (Mark Smith)` for each postal address of the case."""
+        out = []
+        for party in self.index.case_parties(case_id):
+            if lay_only and party.is_professional:
+                continue
+            for postal in party.postal_addresses:
+                out.append(f"{format_address(postal.lines, postal.postcode)} ({party.name})")
+        return out
+
+    def postal_contacts_sentence(self, case_id: str) -> str:
+        """What a letter for the case was expected to be addressed to."""
+        contacts = self.postal_contacts_of_case(case_id)
+        if not contacts:
+            return f"the record has no postal address for case {case_id}"
+        shown = "; ".join(contacts[:4]) + (" and others" if len(contacts) > 4 else "")
+        return f"the record's postal addresses for case {case_id} are {shown}"
+
 
 def resolve_recipient(
-    recipient: Recipient, index: CaseIndex, internal_domains: frozenset[str]
+    recipient: Recipient,
+    index: CaseIndex,
+    internal_domains: frozenset[str],
+    postal_rule: PostalRule = DEFAULT_POSTAL_RULE,
 ) -> RecipientView:
     if recipient.kind is RecipientKind.POSTAL and recipient.postal is not None:
-        postal = recipient.postal
-        matches = index.parties_at(postal.postcode or "", postal.lines) if postal.postcode else []
-        return RecipientView(recipient, "", False, (), tuple(matches))
+        match = match_addressee(recipient.postal, index, postal_rule)
+        return RecipientView(recipient, "", False, match.owners, match.residents)
     key = email_key(recipient.address or "")
     domain = key.rpartition("@")[2]
     internal = bool(domain) and is_internal_domain(domain, internal_domains)

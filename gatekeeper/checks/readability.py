@@ -8,6 +8,7 @@ from typing import Any
 from gatekeeper.checks.context import CheckContext, describe_party
 from gatekeeper.checks.registry import check
 from gatekeeper.decision import Finding
+from gatekeeper.item import Channel
 
 
 def recipients_sentence(ctx: CheckContext) -> str:
@@ -16,6 +17,8 @@ def recipients_sentence(ctx: CheckContext) -> str:
     for view in ctx.external:
         who = describe_party(view.owners[0]) if view.owners else "not in the record"
         parts.append(f"{view.label} ({who})")
+    if not parts and ctx.item.channel is Channel.POST:
+        return "its addressee could not be read"
     return "it goes to " + ", ".join(parts) if parts else "it has no external recipient"
 
 

@@ -14,6 +14,7 @@ from gatekeeper.checks.context import (
     describe_party,
     settings_int,
 )
+from gatekeeper.checks.postal import expectation
 from gatekeeper.checks.registry import check
 from gatekeeper.decision import Finding
 
@@ -151,13 +152,16 @@ def _near_internal_domain(ctx: CheckContext, domain: str, threshold: float) -> s
     "content is.",
 )
 def recipient_unknown(ctx: CheckContext, settings: Mapping[str, Any]) -> Iterator[Finding]:
-    unknown = [v for v in ctx.external if not v.known and v.key]
+    unknown = [v for v in ctx.external if not v.known and (v.key or v.recipient.postal)]
     if not unknown:
         return
     lookalike_threshold = float(ctx.lookalike_similarity)
     case_id = next(iter(ctx.primary_cases), None) or next(iter(sorted(ctx.recipient_cases)), None)
     expected = ctx.contacts_sentence(case_id) if case_id else "the record has no case for it"
     for view in unknown:
+        if view.recipient.postal is not None:
+            yield from _unknown_addressee(ctx, view, case_id)
+            continue
         if lookalikes(ctx, view, lookalike_threshold) or _near_internal_domain(
             ctx, view.domain, 85.0
         ):
@@ -196,6 +200,32 @@ def recipient_unknown(ctx: CheckContext, settings: Mapping[str, Any]) -> Iterato
         )
 
 
+def _unknown_addressee(
+    ctx: CheckContext, view: RecipientView, case_id: str | None
+) -> Iterator[Finding]:
+    """A letter to somebody the record does not know at all (neither name nor address)."""
+    if expectation(ctx, view) is not None:
+        return  # postal_address_mismatch says what the record expected
+    expected = ctx.postal_contacts_sentence(case_id) if case_id else "the record has no case for it"
+    if ctx.sensitive:
+        variant = None
+        reason = "is not in the record, and the letter carries case details or sensitive data"
+    else:
+        variant, reason = "not_sensitive", "is not in the record"
+    yield Finding(
+        check="recipient_unknown",
+        summary=f"{view.label} {reason}: {expected}",
+        evidence={
+            "recipient": view.label,
+            "sensitive": ctx.sensitive,
+            "special_categories": sorted(ctx.annotations.special_categories()),
+            "case_id": case_id,
+            "expected": ctx.postal_contacts_of_case(case_id) if case_id else [],
+        },
+        variant=variant,
+    )
+
+
 @check(
     "contact_not_allowed",
     "A recipient is a party whose record says not to contact them directly.",
@@ -206,7 +236,11 @@ def contact_not_allowed(ctx: CheckContext, settings: Mapping[str, Any]) -> Itera
         if not barred or len(barred) < len(view.owners):
             continue  # the address also belongs to a party who may be written to
         party = barred[0]
-        others = [c for c in ctx.contacts_of_case(party.case_id) if not c.startswith(view.key)]
+        others = [
+            c
+            for c in ctx.contacts_of_case(party.case_id)
+            if not (c.startswith(view.key) if view.key else c.endswith(f"({party.name})"))
+        ]
         instead = (
             f"the record's other addresses for case {party.case_id} are {', '.join(others[:4])}"
             if others

@@ -15,8 +15,11 @@ from gatekeeper.cli.db import db
 from gatekeeper.cli.demo import demo
 from gatekeeper.cli.held import held
 from gatekeeper.cli.policy import policy
+from gatekeeper.cli.post import post
+from gatekeeper.cli.register import register, retention
 from gatekeeper.cli.relay import relay
 from gatekeeper.cli.users import users
+from gatekeeper.cli.web import web
 from gatekeeper.config import ConfigError, load_settings
 from gatekeeper.policy import PolicyError
 from gatekeeper.store import StoreUnavailable
@@ -58,8 +61,9 @@ def cli(ctx: click.Context, database_url: str | None, config_file: str | None) -
     ctx.obj = AppContext(settings)
 
 
-for command in (check, cases, users, policy, db, demo, relay, held):
+for command in (check, cases, users, policy, db, demo, relay, held, web, register, retention):
     cli.add_command(command)
+cli.add_command(post)
 
 
 def main(argv: list[str] | None = None) -> Any:

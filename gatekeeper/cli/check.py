@@ -18,6 +18,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from gatekeeper.cli.context import EXIT_UNUSABLE, AppContext, pass_app
+from gatekeeper.config import ConfigError
 from gatekeeper.decision import Decision, Verdict
 from gatekeeper.item import Item
 from gatekeeper.store import StoreUnavailable, open_store
@@ -55,6 +56,36 @@ def check_email(
         return item_from_email(raw, sender=sender, original_path=path)
 
     sys.exit(_run(gate, messages, parse, as_json))
+
+
+@check.command("letter")
+@click.argument("letters", nargs=-1, required=True, metavar="LETTER.pdf...")
+@click.option(
+    "--sender", metavar="ADDRESS", required=True, help="The member of staff sending the letter."
+)
+@click.option("--json", "as_json", is_flag=True, help="JSON output (JSON Lines for several files).")
+@pass_app
+def check_letter(app: AppContext, letters: tuple[str, ...], sender: str, as_json: bool) -> None:
+    """Check one or more letters (PDF) against the case record, as the print queue would.
+
+    The addressee is read from the address block where a window envelope shows
+    it (the letter_window setting), else from the first page's address-like
+    block. Exit status: 0 release, 1 hold, 2 block, 3 when a letter could not
+    be checked at all; with several files, the most severe.
+    """
+    from gatekeeper.post.address_block import AddressWindow
+    from gatekeeper.post.letter import item_from_letter
+
+    try:
+        window = AddressWindow.parse(app.settings.letter_window)
+    except ValueError as exc:
+        raise ConfigError(f"letter_window: {exc}") from None  # exit status 3, one line
+    gate = _gate(app)
+
+    def parse(raw: bytes, path: str) -> Item:
+        return item_from_letter(raw, sender=sender, window=window, original_path=path)
+
+    sys.exit(_run(gate, letters, parse, as_json))
 
 
 def _gate(app: AppContext) -> Gate:

@@ -23,14 +23,14 @@ DEMO_PORT = 2525
 @click.option("--staff", "staff_count", default=DEMO_STAFF, show_default=True,
               help="How many sample staff to generate.")  # fmt: skip
 @click.option("--seed", default=1, show_default=True, help="Same seed, same sample record.")
-@click.option("--no-serve", is_flag=True, help="Only load the sample; do not start the relay.")
+@click.option("--no-serve", is_flag=True, help="Only load the sample; start nothing.")
 @click.option("--port", default=DEMO_PORT, show_default=True,
-              help="The demo relay's port (its sink and metrics use the next two).")  # fmt: skip
+              help="The relay's port (sink, metrics, web pages: the next three).")  # fmt: skip
 @pass_app
 def demo(
     app: AppContext, *, case_count: int, staff_count: int, seed: int, no_serve: bool, port: int
 ) -> None:
-    """Load a generated sample case record and staff, then run the SMTP relay on it.
+    """Load a generated sample case record and staff, then run the relay and web pages on it.
 
     Every name and address is invented, and every email domain is a reserved
     example domain. The sample files are written to the data directory too, so
@@ -39,6 +39,8 @@ def demo(
     Then (unless --no-serve) the relay starts on 127.0.0.1 with a self-signed
     certificate and two demo accounts, delivering to a local sink that files
     each message in the data directory; it prints where to point a mail client.
+    The approval pages start beside it, with demo sign-ins for a checker, a
+    sender and governance, and two held sample messages to check.
     """
     sample = SampleRecord(seed)
     folder = data_dir() / "demo"

@@ -1,4 +1,4 @@
-"""`gatekeeper held`: the second check from the command line (the web pages come later)."""
+"""`gatekeeper held`: the second check from the command line (`gatekeeper web` in a browser)."""
 
 from __future__ import annotations
 
@@ -100,6 +100,9 @@ def held_approve(app: AppContext, ref: str, checker: str, note: str) -> None:
     The checker must hold the checker role and must not be the sender.
     """
     item = _decide(app, ref, checker, note, approve=True)
+    if item.channel == "post":  # a letter: its held print job is released to the printer
+        click.echo(f"approved {item.ref}: the letter to {', '.join(item.recipients)} prints now")
+        return
     click.echo(f"approved {item.ref}: queued for delivery to {', '.join(item.recipients)}")
 
 
@@ -114,4 +117,21 @@ def held_reject(app: AppContext, ref: str, checker: str, note: str) -> None:
     The checker must hold the checker role and must not be the sender.
     """
     item = _decide(app, ref, checker, note, approve=False)
+    if item.channel == "post":
+        click.echo(f"returned {item.ref} to {item.sender}; its print job is cancelled")
+        return
     click.echo(f"returned {item.ref} to {item.sender}; they have been sent a notice")
+
+
+@held.command("sweep")
+@pass_app
+def held_sweep(app: AppContext) -> None:
+    """Escalate items waiting too long, expire those nobody decided, plant canaries.
+
+    What the web app does in its background every `web_sweep_seconds`, once,
+    for cron. The limits and the canary rate are the policy's `approval`
+    section. Safe to run on several machines at once.
+    """
+    from gatekeeper.sweep import HeldSweep
+
+    click.echo(HeldSweep(app.engine, app.settings).run().summary())

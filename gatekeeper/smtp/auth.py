@@ -80,6 +80,15 @@ class StaffDirectory:
             return found
         return self._lookup(key)
 
+    def remembered(self, address: str) -> tuple[bool, StaffIdentity | None]:
+        """(True, what `identity(address)` would answer) when it would answer from memory;
+        (False, None) when it would read the store. Never blocks."""
+        if self.cache_seconds:
+            cached = self._cache.get(email_key(address))
+            if cached is not None and time.monotonic() - cached[0] < self.cache_seconds:
+                return True, cached[1]
+        return False, None
+
     def _lookup(self, key: str) -> StaffIdentity | None:
         with self.engine.connect() as conn:
             user = conn.execute(

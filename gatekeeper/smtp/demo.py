@@ -35,8 +35,9 @@ def serve_demo(
     cert, key = write_self_signed(folder / "tls")
     sender = next(s for s in staff if s["roles"] == ["staff"])
     checker = next(s for s in staff if "checker" in s["roles"])
+    governance = next((s for s in staff if "governance" in s["roles"]), checker)
     hashed = hash_password(DEMO_PASSWORD)
-    for person in (sender, checker):
+    for person in (sender, checker, governance):
         set_password(engine, person["email"], hashed)
     delivered = folder / "delivered"
     demo = settings.with_overrides(
@@ -49,6 +50,8 @@ def serve_demo(
         upstream_starttls=False,
         metrics_port=port + 2,
         internal_domains=settings.internal_domains or (INTERNAL_DOMAIN,),
+        web_host=HOST,
+        web_port=port + 3,
     )
 
     def announce() -> None:
@@ -65,30 +68,58 @@ Or from a shell:
 Mail that leaves is filed in {delivered}
 Held mail: gatekeeper held list; gatekeeper held approve REF --as {checker["email"]}
 Health and metrics: http://{HOST}:{port + 2}/healthz and /metrics
+
+The approval pages ("fresh eyes"): http://{HOST}:{port + 3}/
+  as the checker:    {checker["email"]}  password: {DEMO_PASSWORD}  (decides held mail)
+  as the sender:     {sender["email"]}  password: {DEMO_PASSWORD}  (their own held mail)
+  as governance:     {governance["email"]}  password: {DEMO_PASSWORD}  (canaries, audit trail)
+  {examples["sent"] or "No"} sample messages were sent as the sender and held: open the queue.
 Stop with Ctrl-C."""
         )
 
     configure_json_logging("WARNING")
     click.echo("\nStarting the relay (each gate worker loads the record and language model)...")
+    examples = {"sent": 0}
+
+    def send_examples() -> None:
+        from gatekeeper.web.demo import send_examples as send
+
+        examples["sent"] = send(
+            engine, (HOST, port), cert, (sender["email"], sender["name"], DEMO_PASSWORD)
+        )
+
     try:
-        asyncio.run(_serve(demo, delivered, announce))
+        asyncio.run(_serve(demo, delivered, announce, engine=engine, examples=send_examples))
     except (GateUnavailable, OSError) as exc:
         click.echo(f"gatekeeper: the demo relay cannot start: {exc}", err=True)
         sys.exit(EXIT_UNUSABLE)
 
 
-async def _serve(settings: Settings, delivered: Path, announce: Callable[[], None]) -> None:
+async def _serve(
+    settings: Settings,
+    delivered: Path,
+    announce: Callable[[], None],
+    *,
+    engine: Engine,
+    examples: Callable[[], None],
+) -> None:
+    from gatekeeper.web.demo import DemoWeb
+
     sink = await start_sink(delivered, settings.upstream_host, settings.upstream_port)
     relay = Relay(settings)
+    web = DemoWeb(settings, engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     try:
         await relay.start()
+        await web.start()
+        await asyncio.to_thread(examples)
         announce()
         await stop.wait()
     finally:
+        await web.stop()
         await relay.stop()
         sink.close()
         with contextlib.suppress(Exception):

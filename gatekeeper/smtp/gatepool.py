@@ -6,6 +6,10 @@ sends it into a long computation could not be stopped. So each worker is a
 process with its own gate (case index, pipeline, policy loaded once); a request
 that outlives its time limit gets its worker killed and replaced, and the relay
 answers 451 while it keeps serving everyone else.
+
+The relay talks to a ready worker over its pipe from the event loop itself (the
+pipe is a socket pair; `multiprocessing`'s framing: a 4-byte length, then the
+pickle), so a request costs no thread hand-off in the relay.
 """
 
 from __future__ import annotations
@@ -15,7 +19,10 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import pickle
 import signal
+import socket
+import struct
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -94,6 +101,10 @@ def _serve(conn: Connection, settings: Settings) -> None:
         conn.send(reply)
 
 
+# Replies are small (a decision); requests are messages, up to `data_size_limit`.
+_STREAM_LIMIT = 1024 * 1024
+
+
 class _Worker:
     """One gate process and the parent's end of its pipe (used by one request at a time)."""
 
@@ -106,6 +117,38 @@ class _Worker:
         )
         self.process.start()
         child.close()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def attach(self) -> None:
+        """Talk to the (ready) worker from the event loop from now on."""
+        sock = socket.socket(fileno=os.dup(self.conn.fileno()))
+        self.reader, self.writer = await asyncio.open_unix_connection(
+            sock=sock, limit=_STREAM_LIMIT
+        )
+
+    def detach(self) -> None:
+        """Stop talking to the worker from the event loop (call on the loop)."""
+        if self.writer is not None:
+            self.writer.close()
+        self.reader = self.writer = None
+
+    async def call(self, request: GateRequest) -> tuple[str, Any]:
+        """Send one request and read the reply, as `multiprocessing.Connection` frames them."""
+        if self.reader is None or self.writer is None:
+            raise EOFError("the worker's pipe is closed")
+        data = pickle.dumps(request, pickle.HIGHEST_PROTOCOL)
+        size = len(data)
+        header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
+        self.writer.write(header + data if size <= 16384 else header)
+        if size > 16384:
+            self.writer.write(data)
+        await self.writer.drain()
+        (size,) = struct.unpack("!i", await self.reader.readexactly(4))
+        if size == -1:
+            (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
+        result: tuple[str, Any] = pickle.loads(await self.reader.readexactly(size))
+        return result
 
     def wait_ready(self) -> None:
         if not self.conn.poll(STARTUP_LIMIT_SECONDS):
@@ -116,11 +159,6 @@ class _Worker:
             raise GateUnavailable("a gate worker stopped while starting") from None
         if status != "ready":
             raise GateUnavailable(f"the gate cannot start: {detail}")
-
-    def call(self, request: GateRequest) -> tuple[str, Any]:
-        self.conn.send(request)
-        result: tuple[str, Any] = self.conn.recv()
-        return result
 
     def stop(self) -> None:
         with contextlib.suppress(OSError):
@@ -138,8 +176,8 @@ class GatePool:
         self.size = max(1, size)
         # spawn, not fork: the relay has threads, an event loop and database connections.
         self._context = multiprocessing.get_context("spawn")
-        # Calls, plus starting a whole new set of workers while the old ones still serve.
-        self._threads = ThreadPoolExecutor(2 * self.size + 2, thread_name_prefix="gate-call")
+        # Starting (and stopping) a whole new set of workers while the old ones still serve.
+        self._threads = ThreadPoolExecutor(2 * self.size + 2, thread_name_prefix="gate-start")
         self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: set[_Worker] = set()
         self._numbers = iter(range(1, 1_000_000))
@@ -164,7 +202,9 @@ class GatePool:
         )
         try:
             await loop.run_in_executor(self._threads, worker.wait_ready)
+            await worker.attach()
         except BaseException:
+            worker.detach()
             await loop.run_in_executor(self._threads, worker.stop)
             raise
         return worker
@@ -190,6 +230,8 @@ class GatePool:
         fresh = [w for w in started if isinstance(w, _Worker)]
         if len(fresh) < len(started):
             loop = asyncio.get_running_loop()
+            for worker in fresh:
+                worker.detach()
             await asyncio.gather(*(loop.run_in_executor(self._threads, w.stop) for w in fresh))
             failure = next(e for e in started if not isinstance(e, _Worker))
             raise GateUnavailable(f"could not reload the gate: {failure}")
@@ -202,6 +244,7 @@ class GatePool:
         if worker.generation == self.generation:
             return True
         self._all.discard(worker)
+        worker.detach()
         task = asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
@@ -213,24 +256,22 @@ class GatePool:
         deadline = loop.time() + timeout
         while True:
             try:
-                worker = await asyncio.wait_for(self._idle.get(), max(0.0, deadline - loop.time()))
+                async with asyncio.timeout_at(deadline):
+                    worker = await self._idle.get()
             except TimeoutError:
                 raise GateUnavailable("the checking service is busy") from None
             if self._current(worker):
                 break
-        call = loop.run_in_executor(self._threads, worker.call, request)
         try:
-            # shield: on timeout the call must still finish (with EOF) before its pipe closes
-            status, detail = await asyncio.wait_for(
-                asyncio.shield(call), max(0.0, deadline - loop.time())
-            )
+            async with asyncio.timeout_at(deadline):
+                status, detail = await worker.call(request)
         except TimeoutError:
             log.warning("a gate worker ran over its time limit; replacing it")
-            self._retire(worker, call)
+            self._retire(worker)
             raise GateUnavailable("checking took longer than the time limit") from None
         except (EOFError, OSError) as exc:
             log.error("a gate worker stopped: %s", _one_line(exc))
-            self._retire(worker, call)
+            self._retire(worker)
             raise GateUnavailable("the checking service restarted") from None
         if self._current(worker):
             self._idle.put_nowait(worker)
@@ -239,17 +280,16 @@ class GatePool:
         outcome: GateOutcome = detail
         return outcome
 
-    def _retire(self, worker: _Worker, call: asyncio.Future[Any]) -> None:
+    def _retire(self, worker: _Worker) -> None:
         """Kill `worker`, and start another in its place unless the pool is closing."""
         self._all.discard(worker)
+        worker.detach()
         worker.process.kill()
-        task = asyncio.get_running_loop().create_task(self._replace(worker, call))
+        task = asyncio.get_running_loop().create_task(self._replace(worker))
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
 
-    async def _replace(self, worker: _Worker, call: asyncio.Future[Any]) -> None:
-        with contextlib.suppress(Exception):
-            await call  # ends with EOFError now that the process is gone
+    async def _replace(self, worker: _Worker) -> None:
         await asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
         if self.closed:
             return
@@ -263,6 +303,8 @@ class GatePool:
         for task in list(self._replacing):
             task.cancel()
         loop = asyncio.get_running_loop()
+        for worker in self._all:
+            worker.detach()
         await asyncio.gather(
             *(loop.run_in_executor(self._threads, w.stop) for w in self._all),
             return_exceptions=True,

@@ -9,7 +9,6 @@ delivered, queued or held": a crash at any point never loses an accepted message
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -28,7 +27,7 @@ from gatekeeper.smtp.gatepool import GatePool, GateRequest, GateUnavailable
 from gatekeeper.smtp.headers import HeaderFacts
 from gatekeeper.smtp.metrics import RelayMetrics
 from gatekeeper.smtp.notices import NoticeWriter
-from gatekeeper.smtp.outbound import enqueue, record_audit
+from gatekeeper.smtp.outbound import Doorbell, enqueue, record_audit
 from gatekeeper.smtp.writer import StoreWriter
 from gatekeeper.store.correspondence import Item, ItemContent, ItemState, OutboundKind
 from gatekeeper.store.models import utcnow
@@ -133,7 +132,7 @@ class Intake:
         notices: NoticeWriter,
         metrics: RelayMetrics,
         writer: StoreWriter,
-        wake: asyncio.Event,
+        wake: Doorbell,
     ) -> None:
         self.engine = engine
         self.settings = settings

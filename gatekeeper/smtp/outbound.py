@@ -21,7 +21,7 @@ import socket
 import ssl
 import time
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -72,6 +72,46 @@ IDLE_CLOSE_SECONDS = 30.0
 UPSTREAM_TIMEOUT = 120.0
 
 T = TypeVar("T")
+
+
+class Doorbell:
+    """What wakes the delivery workers: `set()` one idle worker (a released message needs
+    one claim, not one by every worker at once), `set_all()` every one (to stop). A ring
+    while every worker is busy is kept for the next to come idle."""
+
+    def __init__(self) -> None:
+        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._rung = False
+
+    def set(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self._rung = True
+
+    def set_all(self) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        self._rung = True
+
+    async def wait(self, timeout: float) -> None:
+        """Until rung, or `timeout` seconds."""
+        if self._rung:
+            self._rung = False
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            await asyncio.wait_for(waiter, timeout)
+        except TimeoutError:
+            pass
+        finally:
+            with contextlib.suppress(ValueError):
+                self._waiting.remove(waiter)
 
 
 def aware(moment: dt.datetime) -> dt.datetime:
@@ -267,6 +307,22 @@ _SETTLE = (
 )
 
 
+_LOAD = (
+    select(
+        ITEMS.c.id,
+        ITEMS.c.ref,
+        ITEMS.c.state,
+        ITEMS.c.subject,
+        ITEMS.c.envelope,
+        ITEMS.c.received_at,
+        ITEMS.c.node,
+        CONTENTS.c.raw,
+    )
+    .join(CONTENTS, CONTENTS.c.item_id == ITEMS.c.id)
+    .where(ITEMS.c.id.in_(bindparam("ids", expanding=True)))
+)
+
+
 class OutboundQueue:
     """The queue's rows in the store: claim, load, record results (all blocking calls)."""
 
@@ -313,38 +369,39 @@ class OutboundQueue:
         deliveries.sort(key=lambda d: d.id)
         return token, deliveries
 
+    def claim_items(
+        self, conn: Connection, limit: int = BATCH
+    ) -> tuple[str, list[Delivery], dict[int, ItemForDelivery]]:
+        """`claim`, and what sending the claimed items needs, read in the same transaction."""
+        token, deliveries = self.claim(conn, limit)
+        ids = [d.item_id for d in deliveries if d.kind == OutboundKind.ITEM.value and d.item_id]
+        return token, deliveries, self._items(conn, ids)
+
     def load_items(self, item_ids: Iterable[int]) -> dict[int, ItemForDelivery]:
         ids = sorted(set(item_ids))
         if not ids:
             return {}
-        query = (
-            select(
-                ITEMS.c.id,
-                ITEMS.c.ref,
-                ITEMS.c.state,
-                ITEMS.c.subject,
-                ITEMS.c.envelope,
-                ITEMS.c.received_at,
-                ITEMS.c.node,
-                CONTENTS.c.raw,
-            )
-            .join(CONTENTS, CONTENTS.c.item_id == ITEMS.c.id)
-            .where(ITEMS.c.id.in_(ids))
-        )
         with self.engine.connect() as conn:
-            return {
-                r.id: ItemForDelivery(
-                    r.id,
-                    r.ref,
-                    r.state,
-                    r.subject,
-                    r.envelope,
-                    aware(r.received_at),
-                    r.node,
-                    bytes(r.raw),
-                )
-                for r in conn.execute(query)
-            }
+            return self._items(conn, ids)
+
+    @staticmethod
+    def _items(conn: Connection, item_ids: Iterable[int]) -> dict[int, ItemForDelivery]:
+        ids = sorted(set(item_ids))
+        if not ids:
+            return {}
+        return {
+            r.id: ItemForDelivery(
+                r.id,
+                r.ref,
+                r.state,
+                r.subject,
+                r.envelope,
+                aware(r.received_at),
+                r.node,
+                bytes(r.raw),
+            )
+            for r in conn.execute(_LOAD, {"ids": ids})
+        }
 
     def record(
         self,
@@ -532,8 +589,12 @@ class UpstreamClient:
                 self.smtp.close()
         self.smtp = None
 
+    def idle(self) -> bool:
+        """Whether the connection has been open and unused for long enough to close it."""
+        return self.smtp is not None and time.monotonic() - self.last_used > IDLE_CLOSE_SECONDS
+
     def close_if_idle(self) -> None:
-        if self.smtp is not None and time.monotonic() - self.last_used > IDLE_CLOSE_SECONDS:
+        if self.idle():
             self.close()
 
 
@@ -582,7 +643,7 @@ class DeliveryWorker:
         *,
         writer: StoreWriter,
         store: Executor,
-        wake: asyncio.Event,
+        wake: Doorbell,
         metrics: RelayMetrics,
         number: int,
     ) -> None:
@@ -613,11 +674,9 @@ class DeliveryWorker:
 
     async def run_once(self) -> bool:
         """Deliver one batch; False when nothing was due."""
-        token, deliveries = await self.writer.write(self.queue.claim)
+        token, deliveries, items = await self.writer.write(self.queue.claim_items)
         if not deliveries:
             return False
-        item_ids = [d.item_id for d in deliveries if d.kind == OutboundKind.ITEM.value]
-        items = await self._in(self.store, self.queue.load_items, [i for i in item_ids if i])
         results = await self._in(self.thread, self._deliver, deliveries, items)
         counts = await self.writer.write(self.queue.record, token, results, items)
         for outcome, count in counts.items():
@@ -642,7 +701,6 @@ class DeliveryWorker:
         return results
 
     async def _idle(self) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), POLL_SECONDS)
-        self.wake.clear()
-        await self._in(self.thread, self.client.close_if_idle)
+        await self.wake.wait(POLL_SECONDS)
+        if self.client.idle():
+            await self._in(self.thread, self.client.close_if_idle)

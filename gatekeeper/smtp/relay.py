@@ -25,7 +25,7 @@ from gatekeeper.smtp.gatepool import GatePool
 from gatekeeper.smtp.intake import Intake
 from gatekeeper.smtp.metrics import HealthServer, RelayMetrics
 from gatekeeper.smtp.notices import node_name, notice_writer
-from gatekeeper.smtp.outbound import DeliveryWorker, OutboundQueue
+from gatekeeper.smtp.outbound import DeliveryWorker, Doorbell, OutboundQueue
 from gatekeeper.smtp.server import (
     RelayHandler,
     RelaySMTP,
@@ -95,7 +95,7 @@ class Relay:
         self.settings = settings
         self.node = node_name(settings)
         self.metrics = RelayMetrics()
-        self.wake = asyncio.Event()
+        self.wake = Doorbell()
         self.store = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="store")
         self.sessions: set[RelaySMTP] = set()
         self.store_ok = True
@@ -258,7 +258,7 @@ class Relay:
                 session.transport.close()
         for worker in self._workers:
             worker.stopping = True
-        self.wake.set()
+        self.wake.set_all()
         delivering = [t for t in self._tasks if t.get_name().startswith("delivery")]
         if delivering:
             # A batch in flight finishes and is recorded; one that does not is re-leased later.

@@ -12,6 +12,7 @@ import asyncio
 import binascii
 import ipaddress
 import logging
+import re
 import ssl
 from base64 import b64decode
 from collections.abc import Callable, Iterable
@@ -57,12 +58,36 @@ class TrustedNetworks:
         return any(ip in network for network in self.networks)
 
 
+# `<local@domain>` with both parts plain dot-atoms of ASCII characters: how nearly every
+# client writes MAIL FROM and RCPT TO.
+_ATEXT = r"[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]+"
+_PLAIN_PATH = re.compile(rf"<((?:{_ATEXT}(?:\.{_ATEXT})*)@(?:{_ATEXT}(?:\.{_ATEXT})*))>")
+
+
 class RelaySMTP(SMTP):
     """aiosmtpd's protocol, with its own bare replies given RFC 3463 enhanced codes."""
 
     # RFC 5322 allows 998 octets a line, but real clients send longer; like Postfix, take
     # them rather than refuse the message (they are relayed byte for byte as sent).
     line_length_limit = 1024 * 1024
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's address parsing (the email package's RFC 5322 parser, a tenth of a
+        millisecond an address), answered directly for a plain `<local@domain>`: the
+        parser gives the address as written and the rest after any spaces or tabs."""
+        plain = _PLAIN_PATH.match(arg)
+        if plain is None:
+            return super()._getaddr(arg)
+        rest = arg[plain.end() :]
+        if rest[:1] in (" ", "\t"):
+            rest = rest.lstrip()  # the parser skips folding white space, of any kind
+        if rest[:1] == "(":
+            return super()._getaddr(arg)  # a comment: the parser reads it
+        address = plain.group(1)
+        local = address.rpartition("@")[0]
+        if self.local_part_limit and len(local) > self.local_part_limit:
+            return None, None
+        return address, rest
 
     async def push(self, status: AnyStr) -> None:
         if isinstance(status, str):
@@ -195,7 +220,9 @@ class RelayHandler:
             sender, team = identity.email, identity.team
         else:
             sender = envelope.mail_from or ""
-            known = await self._in_store(self.directory.identity, sender)
+            remembered, known = self.directory.remembered(sender)
+            if not remembered:
+                known = await self._in_store(self.directory.identity, sender)
             team = known.team if known else None
         submission = Submission(
             raw=raw,

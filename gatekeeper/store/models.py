@@ -170,4 +170,4 @@ Index("ix_staff_users_team", StaffUser.team)
 
 
 # The correspondence tables share this metadata; importing them here lets Alembic see them.
-from gatekeeper.store import correspondence  # noqa: E402, F401
+from gatekeeper.store import approval, correspondence, letters  # noqa: E402, F401

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from alembic import context
 
+from gatekeeper.register import models as register_models  # noqa: F401 (on Base too)
+from gatekeeper.store import approval  # noqa: F401 (its tables are on Base too)
 from gatekeeper.store.models import Base
 
 config = context.config
