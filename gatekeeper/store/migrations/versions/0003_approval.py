@@ -1,6 +1,6 @@
 """The second check in the browser: canaries, held-item flags, periodic tasks, web keys.
 
-Revision ID: 0003_approval
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-21
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_approval"
+revision = "0003"
 down_revision = "0002"
 branch_labels = None
 depends_on = None

@@ -1,7 +1,7 @@
 """The near-miss and breach register: entries and their append-only versions.
 
-Revision ID: 0003_register
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-11-21
 
 Triggers make the history tamper-evident in the database itself, whatever
@@ -15,8 +15,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003_register"
-down_revision = "0002"
+revision = "0005"
+down_revision = "0004"
 branch_labels = None
 depends_on = None
 
