@@ -157,7 +157,9 @@ def rows(page: Any) -> Any:
 
 
 def test_governance_filters_the_register_and_downloads_it_as_csv(page: Any, web: str) -> None:
-    page.goto(f"{web}/governance/register")
+    page.goto(f"{web}/")
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Breach register").click()
+    page.wait_for_url("**/governance/register")
     assert page.get_by_role("heading", name="Near-miss and breach register").is_visible()
     assert rows(page).count() == 3  # two near misses the register recorded itself, an incident
     page.get_by_label("Cause").select_option(label="look-alike address")

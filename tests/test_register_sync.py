@@ -253,6 +253,7 @@ def test_each_check_names_its_cause_and_the_precedence_is_the_tables_order() -> 
         "recipient_other_case": Cause.AUTOCOMPLETE,
         "recipient_lookalike": Cause.LOOKALIKE_ADDRESS,
         "display_name_mismatch": Cause.LOOKALIKE_ADDRESS,
+        "postal_address_mismatch": Cause.LOOKALIKE_ADDRESS,  # a letter's near-miss address
         "attachment_other_case": Cause.WRONG_ATTACHMENT,
         "content_other_case": Cause.WRONG_CONTENT,
         "confidential_address_leak": Cause.CONFIDENTIAL_ADDRESS,

@@ -104,6 +104,8 @@ CHECK_CAUSES: tuple[tuple[str, Cause], ...] = (
     ("recipient_other_case", Cause.AUTOCOMPLETE),
     ("recipient_lookalike", Cause.LOOKALIKE_ADDRESS),
     ("display_name_mismatch", Cause.LOOKALIKE_ADDRESS),
+    # a letter whose printed address is near, but not, the record's: a look-alike on paper
+    ("postal_address_mismatch", Cause.LOOKALIKE_ADDRESS),
     ("attachment_other_case", Cause.WRONG_ATTACHMENT),
     ("content_other_case", Cause.WRONG_CONTENT),
     ("visible_recipients", Cause.VISIBLE_RECIPIENTS),
