@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import Engine, Table, and_, func, insert, select
 
 from gatekeeper.contact import email_key
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.record import PROFESSIONAL_ROLES
 from gatekeeper.smtp.intake import new_ref
 from gatekeeper.smtp.notices import node_name
@@ -34,6 +35,7 @@ from gatekeeper.smtp.outbound import record_audit
 from gatekeeper.store.approval import Canary
 from gatekeeper.store.correspondence import Item, ItemContent, ItemState
 from gatekeeper.store.models import Case, Party, PartyEmail, StaffRole, StaffUser, utcnow
+from gatekeeper.store.sealed import sealed_content, sealed_subject
 
 if TYPE_CHECKING:
     from gatekeeper.config import Settings
@@ -123,6 +125,9 @@ class CanaryMaker:
         self.rng = random.Random(seed) if seed is not None else random.SystemRandom()
         self._gate = gate
         self._gate_built = time.monotonic() if gate else 0.0
+        # Sealed like every held item: not even the store tells a canary apart.
+        self.quarantine = Quarantine.for_store(settings, engine)
+        self.quarantine.prepare()
 
     def gate(self) -> Gate:
         """The real gate, built on first use (the record and language model load once)."""
@@ -222,7 +227,7 @@ class CanaryMaker:
                     "channel": "email",
                     "sender": draft.sender,
                     "team": draft.team,
-                    "subject": draft.subject,
+                    **sealed_subject(self.quarantine, ref, draft.subject),
                     "envelope": {
                         "mail_from": draft.sender,
                         "rcpt_to": [draft.planted],
@@ -245,7 +250,7 @@ class CanaryMaker:
                     "node": node_name(self.settings),
                 },
             ).scalar_one()
-            conn.execute(insert(CONTENTS), {"item_id": item_id, "raw": draft.raw})
+            conn.execute(insert(CONTENTS), sealed_content(self.quarantine, item_id, draft.raw))
             conn.execute(
                 insert(CANARIES),
                 {

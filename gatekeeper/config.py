@@ -73,6 +73,16 @@ class Settings:
         " AUTH: a front MTA that has authenticated the sender already. Default: none.",
         factory=tuple,
     )
+    relay_auth_failures: int = _doc(
+        "Failed AUTH attempts from one client address (an IPv6 client's /64) or for one user"
+        " name within `relay_auth_window_seconds` after which the relay refuses AUTH from it"
+        " or for it with 454, without checking the password, until the oldest is that old."
+        " Counted by each relay node on its own: N nodes allow N times this. 0: no limit.",
+        10,
+    )
+    relay_auth_window_seconds: float = _doc(
+        "The window `relay_auth_failures` are counted in, in seconds.", 900.0
+    )
     data_size_limit: int = _doc(
         "Largest message the relay accepts, in bytes; a larger one is refused with 552.", 26214400
     )
@@ -122,6 +132,12 @@ class Settings:
         "This relay node's name in trace headers, the store and queue leases (one relay"
         " process per name); default: the host name.",
         "",
+    )
+    delivery_lease_seconds: float = _doc(
+        "How long a relay node's claim on the deliveries it is sending lasts; the node renews"
+        " it while it works, so only a node that stopped loses it, and another node then sends"
+        " what it left.",
+        60.0,
     )
     record_refresh_seconds: float = _doc(
         "How often the relay looks for a changed case record or staff list; when it finds one"
@@ -207,6 +223,18 @@ class Settings:
         " the policy's retention; `gatekeeper register sync` and `gatekeeper retention run` do"
         " the same from cron. 0: never.",
         60.0,
+    )
+    # -- encryption at rest (`gatekeeper keys`) --
+    quarantine_key_file: str = _doc(
+        "Keyring file that seals held content in the store (`gatekeeper keys generate FILE`"
+        " makes one; every node needs the same); empty: `quarantine_keys`, else a keyring"
+        " generated in the data directory on first use.",
+        "",
+    )
+    quarantine_keys: str = _doc(
+        "The keyring itself, `ID:KEY` entries separated by commas, the first sealing (for a"
+        " secret store that sets the environment); use this or `quarantine_key_file`.",
+        "",
     )
 
     def with_overrides(self, **changes: Any) -> Settings:

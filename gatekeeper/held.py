@@ -23,6 +23,7 @@ from gatekeeper import held_notices
 from gatekeeper.config import Settings
 from gatekeeper.contact import email_key
 from gatekeeper.policy import ApprovalPolicy, load_policy
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.review import correction_choices, first_view_at, flag_item, is_canary, score_canary
 from gatekeeper.smtp.auth import StaffDirectory, StaffIdentity
 from gatekeeper.smtp.notices import notice_writer
@@ -36,6 +37,7 @@ from gatekeeper.store.correspondence import (
     OutboundKind,
 )
 from gatekeeper.store.models import utcnow
+from gatekeeper.store.sealed import SUBJECT_COLUMNS, subject_of
 
 ITEMS = cast(Table, Item.__table__)
 DECISIONS = cast(Table, HumanDecision.__table__)
@@ -76,7 +78,7 @@ class HeldItem:
     size: int
 
     @classmethod
-    def from_row(cls, row: Any) -> HeldItem:
+    def from_row(cls, row: Any, quarantine: Quarantine) -> HeldItem:
         envelope = row.envelope or {}
         return cls(
             id=row.id,
@@ -85,7 +87,7 @@ class HeldItem:
             channel=row.channel,
             sender=row.sender or "",
             team=row.team,
-            subject=row.subject or "",
+            subject=subject_of(quarantine, row),
             mail_from=envelope.get("mail_from", row.sender or ""),
             recipients=tuple(envelope.get("rcpt_to", [])),
             findings=tuple(row.findings or []),
@@ -103,7 +105,7 @@ _COLUMNS = (
     ITEMS.c.channel,
     ITEMS.c.sender,
     ITEMS.c.team,
-    ITEMS.c.subject,
+    *SUBJECT_COLUMNS,
     ITEMS.c.envelope,
     ITEMS.c.findings,
     ITEMS.c.case_ids,
@@ -123,6 +125,8 @@ class HeldQueue:
         self.directory = StaffDirectory(engine)
         self.notices = notice_writer(settings)
         self.lifetime = dt.timedelta(hours=settings.retry_lifetime_hours)
+        self.quarantine = Quarantine.for_store(settings, engine)
+        self.quarantine.prepare()
 
     def waiting(self) -> list[HeldItem]:
         """Items held for a second check, oldest first."""
@@ -132,12 +136,12 @@ class HeldQueue:
             .order_by(ITEMS.c.received_at, ITEMS.c.id)
         )
         with self.engine.connect() as conn:
-            return [HeldItem.from_row(r) for r in conn.execute(query)]
+            return [HeldItem.from_row(r, self.quarantine) for r in conn.execute(query)]
 
     def get(self, ref: str) -> HeldItem | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(*_COLUMNS).where(ITEMS.c.ref == ref.upper())).first()
-        return HeldItem.from_row(row) if row else None
+        return HeldItem.from_row(row, self.quarantine) if row else None
 
     def sent_by(self, sender: str, since: dt.datetime) -> list[HeldItem]:
         """A sender's own items that were held since `since`, newest first (never a canary)."""
@@ -153,7 +157,7 @@ class HeldQueue:
             .order_by(ITEMS.c.received_at.desc(), ITEMS.c.id.desc())
         )
         with self.engine.connect() as conn:
-            return [HeldItem.from_row(r) for r in conn.execute(query)]
+            return [HeldItem.from_row(r, self.quarantine) for r in conn.execute(query)]
 
     def approve(
         self,
@@ -220,6 +224,7 @@ class HeldQueue:
                 lifetime=self.lifetime,
                 item_id=item.id,
                 raw=notice,
+                quarantine=self.quarantine,
             )
 
         return self._decide(
@@ -370,6 +375,7 @@ class HeldQueue:
             lifetime=self.lifetime,
             item_id=item.id,
             raw=notice,
+            quarantine=self.quarantine,
         )
 
     def _decide(

@@ -13,6 +13,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Select, select
+
+from gatekeeper.store.models import Case, Party
+
 FIRST_NAMES = (
     "Aaliyah Aaron Abdul Adam Aisha Alan Alex Alice Amara Amelia Amir Amy Andrew Anna Archie "
     "Arjun Ava Barbara Ben Bethany Bilal Bradley Caitlin Callum Carl Caroline Charlie Chloe "
@@ -292,3 +296,18 @@ class SampleRecord:
     def staff_lines(self, count: int) -> Iterator[str]:
         for person in self.staff(count):
             yield json.dumps(person)
+
+
+def open_case_parents() -> Select[str, str]:
+    """Parents (applicant, respondent) of open cases, not confidential, in record order: whom
+    the demo's sample mistakes are addressed to. Callers add the contact and its join."""
+    return (
+        select(Party.case_id, Party.name)
+        .join(Case, Case.case_id == Party.case_id)
+        .where(
+            Party.role.in_(["applicant", "respondent"]),
+            Party.confidential.is_(False),
+            Case.status == "open",
+        )
+        .order_by(Party.id)
+    )

@@ -28,6 +28,7 @@ from gatekeeper.smtp.outbound import aware, enqueue, record_audit
 from gatekeeper.store.approval import Canary, HeldFlag, HeldItemFlag, PeriodicTask
 from gatekeeper.store.correspondence import Item, ItemState, OutboundKind
 from gatekeeper.store.models import StaffRole, StaffUser, utcnow
+from gatekeeper.store.sealed import SUBJECT_COLUMNS, subject_of
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ class HeldSweep:
                 ITEMS.c.ref,
                 ITEMS.c.sender,
                 ITEMS.c.team,
-                ITEMS.c.subject,
+                *SUBJECT_COLUMNS,
                 ITEMS.c.received_at,
             )
             .where(
@@ -189,7 +190,7 @@ class HeldSweep:
                 sender_address=self.queue.notices.from_address,
                 to=recipient,
                 ref=ref,
-                subject=str(getattr(row, "subject", "")),
+                subject=subject_of(self.queue.quarantine, row),
                 sender=sender,
                 minutes=waited,
                 link=f"{base}/items/{ref}" if base else "",
@@ -202,6 +203,7 @@ class HeldSweep:
                 lifetime=self.queue.lifetime,
                 item_id=getattr(row, "id", None),
                 raw=notice,
+                quarantine=self.queue.quarantine,
             )
         return recipients
 

@@ -1,9 +1,9 @@
 """Real letters for the tests: A4 PDFs laid out as an office's letter template lays them out.
 
-A letterhead at the top right, the address block where a DL window envelope
-shows it (25 mm from the left, 50 mm from the top), the date, a salutation,
-the body wrapped at the margin, and more pages when the text runs over.
-Built with reportlab, so each test reads a real PDF.
+The layout is `gatekeeper.post.samples.letter_pdf` (the demo's sample letters
+too): a letterhead, the address block where a DL window envelope shows it,
+the date, a salutation and the body, over as many pages as asked. Built with
+reportlab, so each test reads a real PDF.
 """
 
 from __future__ import annotations
@@ -11,16 +11,16 @@ from __future__ import annotations
 import io
 import subprocess
 import tempfile
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
 from reportlab.lib.pagesizes import A4
-from reportlab.lib.units import mm
 from reportlab.lib.utils import ImageReader
 from reportlab.pdfgen import canvas
 
-LETTERHEAD = ("Gatekeeper Family Services", "1 City Square", "Leeds LS1 2ES")
+from gatekeeper.post import samples
+from gatekeeper.post.samples import LETTERHEAD
+
 MARK = ("Mr Mark Smith", "3 Oak Road", "Bradford", "BD1 4QQ")
 JANE = ("Ms Jane Smith", "Flat 2", "14 Mill Lane", "Leeds LS6 2AB")
 PRIYA = ("Priya Shah", "Shah & Co Solicitors", "1 Park Row", "Leeds", "LS1 5HN")
@@ -42,34 +42,15 @@ def letter_pdf(
     address_at_mm: tuple[float, float] = (25, 50),
     letterhead: Sequence[str] = LETTERHEAD,
 ) -> bytes:
-    """A letter: `pages` pages long (the body is repeated on follow-on pages)."""
-    buffer = io.BytesIO()
-    document = canvas.Canvas(buffer, pagesize=A4)
-    width, height = A4
-    for page in range(1, pages + 1):
-        document.setFont("Helvetica", 10)
-        if page == 1:
-            for number, line in enumerate(letterhead):
-                document.drawRightString(width - 20 * mm, height - (15 * mm + number * 12), line)
-            left, top = address_at_mm
-            for number, line in enumerate(address):
-                document.drawString(left * mm, height - (top * mm + number * 12), line)
-            y = height - 105 * mm
-            document.drawString(25 * mm, y, "3 March 2025")
-            y -= 24
-            document.drawString(25 * mm, y, salutation)
-            y -= 20
-        else:
-            y = height - 25 * mm
-            document.drawString(25 * mm, y, f"Page {page}")
-            y -= 20
-        for paragraph in body.split("\n"):
-            for line in textwrap.wrap(paragraph, 90) or [""]:
-                document.drawString(25 * mm, y, line)
-                y -= 13
-        document.showPage()
-    document.save()
-    return buffer.getvalue()
+    """A letter (to Mark Smith about case 853206 unless told otherwise), `pages` pages long."""
+    return samples.letter_pdf(
+        address,
+        body,
+        salutation=salutation,
+        pages=pages,
+        address_at_mm=address_at_mm,
+        letterhead=letterhead,
+    )
 
 
 def image_only_letter(*args: object, **kwargs: object) -> bytes:

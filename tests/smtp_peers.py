@@ -217,6 +217,7 @@ class Captured:
     mail_from: str
     recipients: tuple[str, ...]
     content: bytes  # as sent, with line ends as LF (smtp-sink's capture format)
+    helo: str = ""  # the name the sending client (a relay node) gave in EHLO
 
     @property
     def message(self) -> Message:
@@ -236,10 +237,11 @@ def _sink_argument(line: bytes) -> str:
 class SmtpSink:
     """Postfix's smtp-sink on loopback, each message captured to a file of its own."""
 
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, options: Sequence[str] = ()) -> None:
         # Outside pytest's private (0700) folders: smtp-sink writes as nobody.
         self.folder = Path(tempfile.mkdtemp(prefix="gatekeeper-sink-"))
         self.port = port or free_port()
+        self.options = list(options)  # e.g. ["-W", "data:1:10"]: a slow upstream
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self) -> SmtpSink:
@@ -247,7 +249,15 @@ class SmtpSink:
         self.folder.chmod(0o777)
         user = ["-u", "nobody"] if os.geteuid() == 0 else []
         self.process = subprocess.Popen(
-            [program, *user, "-d", f"{self.folder}/%Y%m%d%H%M%S.", f"127.0.0.1:{self.port}", "100"],
+            [
+                program,
+                *user,
+                *self.options,
+                "-d",
+                f"{self.folder}/%Y%m%d%H%M%S.",
+                f"127.0.0.1:{self.port}",
+                "100",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -270,6 +280,9 @@ class SmtpSink:
                         _sink_argument(m) for m in meta if m.startswith(b"X-Rcpt-Args")
                     ),
                     content=rest,
+                    helo=next(
+                        (_sink_argument(m) for m in meta if m.startswith(b"X-Helo-Args")), ""
+                    ),
                 )
             )
         return out

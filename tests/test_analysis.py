@@ -534,6 +534,25 @@ def test_a_page_of_capitals_is_read_in_bounded_windows(
     assert any("Margaret Ellis" in m.text for m in annotations.of(PERSON_NAME))
 
 
+def test_a_word_longer_than_the_ner_reads_is_cut_into_pieces(analyzer: Analyzer) -> None:
+    # Regression (fuzzer): windows are counted in words, and one 1.2 M-character word made
+    # a window past spaCy's max_length, which refuses it (E088).
+    text = "Signed by Margaret Ellis.\n" + "X" * 1_200_000
+    windows = analyzer._ner_windows(text, _Words(text), _Spans([]))
+    assert max(end - start for start, end in windows) <= analyzer.settings.chunk_chars
+    assert windows[-1][1] == len(text)
+    assert any("Margaret Ellis" in m.text for m in annotate(analyzer, email(text)).of(PERSON_NAME))
+
+
+def test_text_that_is_largely_not_text_is_not_read_for_names(analyzer: Analyzer) -> None:
+    # Binary read as text: the NER would take seconds per 20 kB of it, for no name.
+    garbage = "\ufffd\x07Q" * 3000
+    body = f"{garbage}\nSigned by Margaret Ellis, margaret@example.org\n{garbage}"
+    annotations = annotate(analyzer, email(body))
+    assert annotations.of(PERSON_NAME) == []
+    assert [m.value for m in annotations.of(EMAIL_ADDRESS)] == ["margaret@example.org"]
+
+
 def test_the_conftest_sample_index_works_on_every_store(sample_index: CaseIndex) -> None:
     analyzer = Analyzer(sample_index)
     child = sample_index.case_parties("100003")[0]

@@ -15,9 +15,11 @@ from gatekeeper.post.jobs import undone_decisions
 from gatekeeper.post.pagecode import PageCode
 from gatekeeper.post.printjob import Action, PrintJob
 from gatekeeper.post.senders import staff_address
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.store.correspondence import AuditEvent, Item, ItemContent
 from gatekeeper.store.importer import import_cases, import_staff
 from gatekeeper.store.letters import Letter
+from gatekeeper.store.sealed import open_content
 from tests.letters import MARK, letter_pdf
 from tests.spec_example import OTHER_CASE, SPEC_EXAMPLE, STAFF
 from tests.test_post_stamp import rendered_codes
@@ -45,10 +47,10 @@ def stored(engine: Engine, ref: str) -> tuple[Item, Letter, bytes]:
     with engine.connect() as conn:
         item = conn.execute(select(Item).where(Item.ref == ref)).one()
         letter = conn.execute(select(Letter).where(Letter.item_id == item.id)).one()
-        raw = conn.execute(
-            select(ItemContent.raw).where(ItemContent.item_id == item.id)
-        ).scalar_one()
-    return item, letter, raw
+        content = conn.execute(
+            select(ItemContent.raw, ItemContent.key_id).where(ItemContent.item_id == item.id)
+        ).one()
+    return item, letter, open_content(Quarantine.of(engine), item.id, content.key_id, content.raw)
 
 
 def actions(engine: Engine, item_id: int) -> list[str]:

@@ -11,6 +11,7 @@ import pytest
 from gatekeeper.item import Channel, PostalAddressee, RecipientKind
 from gatekeeper.post.address_block import AddressWindow, parse_block
 from gatekeeper.post.letter import item_from_letter, read_letter
+from tests.bombs import MB, pdf_bomb
 from tests.conftest import need_program
 from tests.letters import MARK, POSTSCRIPT_JOB, image_only_letter, letter_pdf
 from tests.mailfiles import encrypted_pdf, owner_locked_pdf, scanned_pdf, truncated_pdf
@@ -90,6 +91,7 @@ def test_an_owner_locked_pdf_is_read_like_any_other() -> None:
         (b"\x1b%-12345X@PJL JOB\r\n", "not a PDF"),
         (b"", "empty print job"),
         (letter_pdf(("Mr Mark Smith", "3 Oak Road", "Bradford")), "no address block"),
+        (pdf_bomb(101 * MB, "double"), "PDF unpacks to more than 100 MB (a PDF bomb?)"),
     ],
 )
 def test_what_cannot_be_read_is_a_problem_on_the_item(document: bytes, problem: str) -> None:

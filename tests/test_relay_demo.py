@@ -1,7 +1,9 @@
-"""`gatekeeper demo` as a newcomer runs it: a relay a mail client can use, mail filed locally."""
+"""`gatekeeper demo` as a newcomer runs it: a relay a mail client can use, mail filed locally,
+and a print queue whose letters are checked, filed locally or held for a checker."""
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import smtplib
@@ -11,12 +13,15 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.conftest import gatekeeper_command
+from gatekeeper.post.private_cups import INSTALL_HINT, cups_installed
+from tests.conftest import gatekeeper_command, need_program, run_gatekeeper
 from tests.smtp_peers import email, wait_for
 
+PORTS = 6  # the relay, sink, metrics, web pages, letters service and CUPS
 
-def three_free_ports() -> int:
-    """A port whose next three are free too (the demo's relay, sink, metrics and web pages)."""
+
+def free_ports_in_a_row() -> int:
+    """A port whose next five are free too."""
     for _ in range(50):
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
@@ -24,17 +29,25 @@ def three_free_ports() -> int:
         if first > 65000:
             continue
         try:
-            for offset in (1, 2, 3):
+            for offset in range(1, PORTS):
                 with socket.socket() as s:
                     s.bind(("127.0.0.1", first + offset))
         except OSError:
             continue
         return int(first)
-    raise AssertionError("no three free ports in a row")
+    raise AssertionError(f"no {PORTS} free ports in a row")
 
 
-def test_the_demo_runs_a_relay_a_mail_client_can_send_through(isolated_home: Path) -> None:
-    port = three_free_ports()
+def found(pattern: str, text: str) -> str:
+    match = re.search(pattern, text)
+    assert match, f"{pattern!r} not in:\n{text}"
+    return match.group(1)
+
+
+def test_the_demo_runs_a_relay_a_mail_client_can_send_through_and_a_print_queue(
+    isolated_home: Path,
+) -> None:
+    port = free_ports_in_a_row()
     demo = subprocess.Popen(
         [*gatekeeper_command(), "demo", "--cases", "25", "--staff", "8", "--port", str(port)],
         stdout=subprocess.PIPE,
@@ -70,6 +83,48 @@ def test_the_demo_runs_a_relay_a_mail_client_can_send_through(isolated_home: Pat
             "a delivered message on disk",
         )
         assert re.search(rb"X-Gatekeeper-Decision: released; ref=\w{8}", filed[0].read_bytes())
+
+        assert f"the letters service checks each print job (http://127.0.0.1:{port + 4}" in shown
+        if not cups_installed():
+            assert INSTALL_HINT in shown
+        for program in ("cupsd", "lpadmin", "lp", "lpstat"):
+            need_program(program)
+        prints_letters(shown, port + 5)
     finally:
         demo.send_signal(signal.SIGINT)
         assert demo.wait(120) == 0
+
+
+def prints_letters(shown: str, cups_port: int) -> None:
+    """The sample letters through the demo's queue: one prints, one waits for the checker."""
+    command = found(r"\n  (lp -h \S+ -d gatekeeper-demo -U \S+) LETTER\.pdf\n", shown).split()
+    assert command[2] == f"127.0.0.1:{cups_port}"
+    printed = Path(found(r"Printed letters .* are filed in (\S+)\n", shown))
+    correct = found(r"\n  (\S+/correct-address\.pdf): prints", shown)
+    wrong = found(r"\n  (\S+/wrong-address\.pdf): held", shown)
+    checker = found(r"checker: (\S+)\s+password", shown)
+
+    def filed() -> list[Path]:
+        return sorted(printed.glob("*.pdf"))
+
+    subprocess.run([*command, correct], check=True, capture_output=True, timeout=60)
+    first = wait_for(filed, "the correct letter filed by the demo's printer", 300)[0].read_bytes()
+    assert first.startswith(b"%PDF-")
+    assert first != Path(correct).read_bytes()  # stamped with its page codes on the way
+
+    subprocess.run([*command, wrong], check=True, capture_output=True, timeout=60)
+
+    def held_letter() -> dict[str, object] | None:
+        listed = run_gatekeeper("held", "list", "--json")
+        assert listed.returncode == 0, listed.stderr
+        for line in listed.stdout.splitlines():
+            item = json.loads(line)
+            if any(f["check"] == "postal_address_mismatch" for f in item["findings"]):
+                return dict(item)
+        return None
+
+    held = wait_for(held_letter, "the wrong-address letter held for a checker", 300)
+    assert len(filed()) == 1  # the backend held the job: nothing reached the printer
+    approved = run_gatekeeper("held", "approve", str(held["ref"]), "--as", checker)
+    assert approved.returncode == 0, approved.stderr
+    wait_for(lambda: len(filed()) == 2, "the approved letter filed by the demo's printer", 300)

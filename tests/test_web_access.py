@@ -207,6 +207,17 @@ def test_repeated_failed_sign_ins_are_refused_for_a_while(world: WebWorld) -> No
     assert client.get("/queue").status_code == 303
 
 
+def test_one_password_tried_on_many_accounts_is_refused_for_a_while(world: WebWorld) -> None:
+    client = world.client()
+    for number in range(10):
+        guess = {"email": f"guess{number}@gatekeeper.example", "password": "Summer2025!"}
+        post_form(client, "/login", guess, page="/login")
+    response = post_form(
+        client, "/login", {"email": world.checker.email, "password": PASSWORD}, page="/login"
+    )
+    assert response.status_code == 429 and "Wait 15 minutes" in response.text
+
+
 def test_a_role_taken_away_takes_effect_at_once(world: WebWorld) -> None:
     checker = world.client(world.checker)
     assert checker.get("/queue").status_code == 200

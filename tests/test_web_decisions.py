@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.store.approval import HeldItemFlag
 from gatekeeper.store.correspondence import AuditEvent, HumanDecision, Item, ItemContent
+from gatekeeper.store.sealed import open_content
 from tests.letters import letter_pdf
 from tests.web_world import (
     WebWorld,
@@ -194,11 +196,12 @@ def test_correcting_sends_to_the_records_address_with_the_bytes_unchanged(
         ("notice", world.sender.email),
     ]
     assert rows[0].raw is None  # the item's own stored bytes leave, as written
+    item_id = world.item(ref).id
     with world.engine.connect() as conn:
         stored = conn.execute(
-            select(ItemContent.raw).where(ItemContent.item_id == world.item(ref).id)
-        ).scalar_one()
-    assert stored == raw
+            select(ItemContent.raw, ItemContent.key_id).where(ItemContent.item_id == item_id)
+        ).one()
+    assert open_content(Quarantine.of(world.engine), item_id, stored.key_id, stored.raw) == raw
     assert decision(world, ref).corrected_recipients == [{"from": wrong, "to": verified}]
     told = message_from_bytes(rows[1].raw).get_payload(decode=True).decode()
     assert f"{verified} instead of {wrong}" in " ".join(told.split())

@@ -23,6 +23,7 @@ from email.policy import SMTP
 from email.utils import format_datetime, make_msgid
 from functools import cache
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import Engine, insert, select
@@ -32,12 +33,14 @@ from gatekeeper.config import Settings
 from gatekeeper.gate import Gate
 from gatekeeper.mail import item_from_email
 from gatekeeper.passwords import hash_password
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.sample import SampleRecord
 from gatekeeper.smtp.intake import new_ref
 from gatekeeper.store import open_store
 from gatekeeper.store.correspondence import AuditEvent, Item, ItemContent, OutboundMessage
 from gatekeeper.store.importer import import_cases, import_staff
 from gatekeeper.store.models import utcnow
+from gatekeeper.store.sealed import open_outbound
 from gatekeeper.store.staff import set_password
 from gatekeeper.web.app import create_app
 
@@ -257,15 +260,18 @@ class WebWorld:
             return conn.execute(select(Item).where(Item.ref == ref)).one()
 
     def outbound(self, ref: str) -> list[Any]:
+        """The item's queued messages, each notice's bytes opened as they will be sent."""
         with self.engine.connect() as conn:
-            return list(
-                conn.execute(
-                    select(OutboundMessage)
-                    .join(Item, Item.id == OutboundMessage.item_id)
-                    .where(Item.ref == ref)
-                    .order_by(OutboundMessage.id)
-                )
-            )
+            rows = conn.execute(
+                select(OutboundMessage)
+                .join(Item, Item.id == OutboundMessage.item_id)
+                .where(Item.ref == ref)
+                .order_by(OutboundMessage.id)
+            ).all()
+        quarantine = Quarantine.of(self.engine)
+        return [
+            SimpleNamespace(**{**r._asdict(), "raw": open_outbound(quarantine, r)}) for r in rows
+        ]
 
     def audit(self, action: str) -> list[Any]:
         with self.engine.connect() as conn:

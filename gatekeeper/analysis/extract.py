@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import threading
+import time
 import zipfile
 from enum import StrEnum
 from pathlib import PurePath
@@ -28,6 +30,7 @@ from docx.oxml.parser import parse_xml
 from gatekeeper.analysis.html_text import html_to_text
 from gatekeeper.analysis.limits import DEFAULT_LIMITS, MailLimits, describe_bytes
 from gatekeeper.analysis.mime import decode_text, largely_unreadable, normalise_newlines
+from gatekeeper.analysis.pdf_bombs import ENCRYPTED_PDF, pdf_unpack_problem
 from gatekeeper.item import Attachment
 
 
@@ -40,7 +43,6 @@ class Kind(StrEnum):
     UNREADABLE = "unreadable"
 
 
-ENCRYPTED_PDF = "encrypted PDF: its content cannot be checked"
 NO_TEXT_LAYER = "PDF has no text layer (a scanned image?): its content cannot be checked"
 ENCRYPTED_OFFICE = "encrypted Office document: its content cannot be checked"
 
@@ -104,6 +106,16 @@ ICS_FOLD = re.compile(r"\n[ \t]")
 # A zip archive with more files than this, or one member expanding beyond this
 # ratio (and size), is treated as a zip bomb.
 MAX_ZIP_MEMBERS = 10_000
+# zipfile reads an archive's whole file list (an object per entry) before anything else:
+# a list longer than this many files of ordinary names is not read at all.
+MAX_ZIP_DIRECTORY_BYTES = MAX_ZIP_MEMBERS * 400
+ZIP_TOO_MANY_FILES = (
+    f"archive holds more than {MAX_ZIP_MEMBERS:,} files (a zip bomb?): "
+    "its content cannot be checked"
+)
+ZIP_END = b"PK\x05\x06"  # end of central directory record
+ZIP64_LOCATOR = b"PK\x06\x07"
+ZIP64_END = b"PK\x06\x06"
 BOMB_RATIO = 100
 BOMB_MIN_BYTES = 10 * 1024 * 1024
 
@@ -183,8 +195,8 @@ def _read(
 
 
 def _unreadable_problem(label: str) -> str:
-    if label == ENCRYPTED_OFFICE:
-        return ENCRYPTED_OFFICE
+    if label in (ENCRYPTED_OFFICE, ZIP_TOO_MANY_FILES):
+        return label
     return f"{label} attachment: its content cannot be read automatically"
 
 
@@ -256,6 +268,8 @@ def _declared_kind(media_type: str, extension: str) -> tuple[Kind, str]:
 
 
 def _zip_kind(data: bytes, media_type: str, extension: str) -> tuple[Kind, str]:
+    if _zip_directory_too_large(data):
+        return Kind.UNREADABLE, ZIP_TOO_MANY_FILES
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             names = set(archive.namelist())
@@ -276,8 +290,12 @@ def _zip_kind(data: bytes, media_type: str, extension: str) -> tuple[Kind, str]:
 def extract_pdf_text(data: bytes, limits: MailLimits = DEFAULT_LIMITS) -> tuple[str, str | None]:
     """The text of every page (up to the page limit), and a problem if any content is unreadable.
 
-    Encrypted, corrupt and scanned (image-only) PDFs give a problem; never raises.
+    Encrypted, corrupt and scanned (image-only) PDFs give a problem, and so does one that
+    would unpack to more than the limit (it is never opened); never raises.
     """
+    bomb = pdf_unpack_problem(data, limits)
+    if bomb:
+        return "", bomb
     with PDFIUM_LOCK:
         try:
             document = pdfium.PdfDocument(data)
@@ -302,7 +320,12 @@ def _pdf_pages_text(document: pdfium.PdfDocument, limits: MailLimits) -> tuple[s
     texts: list[str] = []
     scanned: list[int] = []
     chars = 0
-    for index in range(min(page_count, limits.max_pdf_pages)):
+    to_read = min(page_count, limits.max_pdf_pages)
+    # Pages may share one content stream or form, each reading unpacking it again: the
+    # unpacked-size check before opening cannot see that, the clock can.
+    deadline = time.monotonic() + limits.max_pdf_seconds
+    slow = False
+    for index in range(to_read):
         text, has_images = _pdf_page_text(document, index)
         if not text.strip() and has_images:
             scanned.append(index + 1)
@@ -310,10 +333,18 @@ def _pdf_pages_text(document: pdfium.PdfDocument, limits: MailLimits) -> tuple[s
         chars += len(text)
         if chars > limits.max_text_chars:
             break  # clip_text notes the problem
+        if index + 1 < to_read and time.monotonic() > deadline:
+            slow = True
+            break
     text = "\n".join(texts).strip()
-    if not text:
-        return "", NO_TEXT_LAYER
     problems = []
+    if slow:
+        problems.append(
+            f"PDF took more than {limits.max_pdf_seconds:g} s to read (a PDF bomb?): only the "
+            f"first {len(texts):,} of its {page_count:,} pages were checked"
+        )
+    if not text:
+        return "", "; ".join([*problems, NO_TEXT_LAYER])
     if page_count > limits.max_pdf_pages:
         problems.append(
             f"PDF has {page_count:,} pages, more than {limits.max_pdf_pages:,}: "
@@ -349,6 +380,8 @@ def _pdf_page_text(document: pdfium.PdfDocument, index: int) -> tuple[str, bool]
 
 def extract_docx_text(data: bytes, limits: MailLimits = DEFAULT_LIMITS) -> tuple[str, str | None]:
     """Paragraphs, tables, text boxes, headers, footers, notes and comments of a Word file."""
+    if _zip_directory_too_large(data):
+        return "", ZIP_TOO_MANY_FILES
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             members = archive.infolist()
@@ -392,6 +425,25 @@ def _zip_bomb(members: list[zipfile.ZipInfo], limits: MailLimits, label: str) ->
     if any(_bomb_ratio(member) for member in members):
         return f"{label} is compressed suspiciously tightly (a zip bomb?): {unchecked}"
     return None
+
+
+def _zip_directory_too_large(data: bytes) -> bool:
+    """Whether the archive's end record declares more files, or a longer file list, than
+    `MAX_ZIP_MEMBERS` (zip64 included): read before zipfile builds an object per entry."""
+    tail_start = max(0, len(data) - (65535 + 22))  # the record, then a comment of 64 kB at most
+    end = data.rfind(ZIP_END, tail_start)
+    if end < 0 or len(data) - end < 22:
+        return False  # no end record: zipfile refuses the archive itself
+    files: int
+    size: int
+    files, size = struct.unpack_from("<HI", data, end + 10)
+    locator = end - 20
+    if (files == 0xFFFF or size == 0xFFFFFFFF) and data[locator : locator + 4] == ZIP64_LOCATOR:
+        (record,) = struct.unpack_from("<Q", data, locator + 8)
+        if data[record : record + 4] != ZIP64_END or record + 56 > len(data):
+            return True  # a zip64 archive whose own record cannot be found: not read
+        files, size = struct.unpack_from("<QQ", data, record + 32)
+    return files > MAX_ZIP_MEMBERS or size > MAX_ZIP_DIRECTORY_BYTES
 
 
 def _bomb_ratio(member: zipfile.ZipInfo) -> bool:

@@ -1,8 +1,8 @@
 """How much of an email or attachment Gatekeeper reads before it stops and says so.
 
 Every limit turns hostile or broken input (a zip bomb, a message nested a
-thousand deep, a 3,000-page PDF) into a problem on the item, which the gate
-holds for a person, instead of unbounded time or memory.
+thousand deep, a 3,000-page PDF, a PDF of deflated zeros) into a problem on the
+item, which the gate holds for a person, instead of unbounded time or memory.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ class MailLimits:
     max_unpacked_bytes: int = 100 * MB  # e.g. a DOCX's total uncompressed size (zip bombs)
     max_text_chars: int = 2_000_000  # text kept per source; beyond it a problem is noted
     max_pdf_pages: int = 500
+    max_pdf_seconds: float = 10.0  # reading one PDF's pages; checked between pages
 
 
 DEFAULT_LIMITS = MailLimits()

@@ -40,6 +40,7 @@ from gatekeeper.analysis.mentions import (
     Source,
     SourceKind,
 )
+from gatekeeper.analysis.mime import largely_unreadable
 from gatekeeper.casebook import CaseIndex, name_key
 from gatekeeper.contact import POSTCODE_IN_TEXT, InvalidContact, normalise_postcode
 from gatekeeper.item import Item
@@ -186,7 +187,10 @@ class Analyzer:
             known = _Spans(
                 [*blocked[source], *postcode_spans, *((m.start, m.end) for m in references)]
             )
-            windows[source] = self._ner_windows(text, words, known)
+            # Text that is largely not text (held as unreadable anyway) names nobody the NER
+            # could find, and costs it seconds for every 20 kB: it is not read for names.
+            unreadable = largely_unreadable(text)
+            windows[source] = [] if unreadable else self._ner_windows(text, words, known)
         for source, spans in self._persons(texts, windows).items():
             mentions.extend(self._person_names(texts[source], source, spans, blocked[source]))
         order = {source: position for position, source in enumerate(texts)}
@@ -404,7 +408,24 @@ class Analyzer:
                 low, high = start, end
             if high > low:
                 windows.append(words.span(low, high))
-        return windows
+        return self._bounded(text, windows)
+
+    def _bounded(self, text: str, windows: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        """The windows, each longer than `chunk_chars` cut into pieces no longer: windows are
+        counted in words, and one "word" may be a megabyte without a space, which spaCy
+        refuses (E088) past its `max_length` and reads slowly long before."""
+        limit = self.settings.chunk_chars
+        if all(end - start <= limit for start, end in windows):
+            return windows
+        bounded: list[tuple[int, int]] = []
+        for start, end in windows:
+            if end - start <= limit:
+                bounded.append((start, end))
+                continue
+            for offset, piece in _chunks(text[start:end], limit):
+                if piece.strip():
+                    bounded.append((start + offset, start + offset + len(piece)))
+        return bounded
 
     def _person_names(
         self, text: str, source: Source, spans: Iterable[tuple[int, int]], taken: _Spans

@@ -8,12 +8,14 @@ from typing import Any
 import click
 
 from gatekeeper import __version__
+from gatekeeper.cli.audit import audit
 from gatekeeper.cli.cases import cases
 from gatekeeper.cli.check import check
 from gatekeeper.cli.context import EXIT_UNUSABLE, AppContext
 from gatekeeper.cli.db import db
 from gatekeeper.cli.demo import demo
 from gatekeeper.cli.held import held
+from gatekeeper.cli.keys import keys
 from gatekeeper.cli.policy import policy
 from gatekeeper.cli.post import post
 from gatekeeper.cli.register import register, retention
@@ -64,6 +66,8 @@ def cli(ctx: click.Context, database_url: str | None, config_file: str | None) -
 for command in (check, cases, users, policy, db, demo, relay, held, web, register, retention):
     cli.add_command(command)
 cli.add_command(post)
+cli.add_command(audit)
+cli.add_command(keys)
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -10,6 +10,7 @@ from sqlalchemy import Engine
 
 from gatekeeper.casebook import CaseIndex
 from gatekeeper.config import Settings
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.store import open_store
 
 # Exit status when a command cannot run at all (store or configuration unusable).
@@ -24,7 +25,9 @@ class AppContext:
     @cached_property
     def engine(self) -> Engine:
         """The store, migrated if it is new; raises `StoreUnavailable` with one line why not."""
-        return open_store(self.settings.effective_database_url)
+        engine = open_store(self.settings.effective_database_url)
+        Quarantine.for_store(self.settings, engine)  # what code given only the store opens with
+        return engine
 
     def case_index(self) -> CaseIndex:
         if self._index is None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import click
+from sqlalchemy import Engine
 
 from gatekeeper.cli.context import AppContext, pass_app
 from gatekeeper.store import open_store, upgrade
@@ -23,3 +24,14 @@ def db_upgrade(app: AppContext) -> None:
         click.echo(f"database already at schema {after}")
     else:
         click.echo(f"database migrated from {before or 'empty'} to schema {after}")
+    _hint_unsealed(engine)
+
+
+def _hint_unsealed(engine: Engine) -> None:
+    """Content stored before encryption at rest stays plain until `keys reseal` seals it."""
+    from gatekeeper.store.sealed import rows_per_key
+
+    with engine.connect() as conn:
+        plain = sum(per[None] for per in rows_per_key(conn).values())
+    if plain:
+        click.echo(f"{plain} stored values are not sealed yet: run `gatekeeper keys reseal`")

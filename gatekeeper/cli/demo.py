@@ -25,12 +25,13 @@ DEMO_PORT = 2525
 @click.option("--seed", default=1, show_default=True, help="Same seed, same sample record.")
 @click.option("--no-serve", is_flag=True, help="Only load the sample; start nothing.")
 @click.option("--port", default=DEMO_PORT, show_default=True,
-              help="The relay's port (sink, metrics, web pages: the next three).")  # fmt: skip
+              help="The relay's port (sink, metrics, web pages, letters service, CUPS: the "
+                   "next five).")  # fmt: skip
 @pass_app
 def demo(
     app: AppContext, *, case_count: int, staff_count: int, seed: int, no_serve: bool, port: int
 ) -> None:
-    """Load a generated sample case record and staff, then run the relay and web pages on it.
+    """Load a generated sample case record and staff, then run the relay, web pages and letters.
 
     Every name and address is invented, and every email domain is a reserved
     example domain. The sample files are written to the data directory too, so
@@ -40,7 +41,10 @@ def demo(
     certificate and two demo accounts, delivering to a local sink that files
     each message in the data directory; it prints where to point a mail client.
     The approval pages start beside it, with demo sign-ins for a checker, a
-    sender and governance, and two held sample messages to check.
+    sender and governance, and two held sample messages to check. So does the
+    letters service; with CUPS installed, a private cupsd gets a queue whose
+    printer files each printed letter in the data directory, and two sample
+    letters are written to print (one held for a checker).
     """
     sample = SampleRecord(seed)
     folder = data_dir() / "demo"
@@ -57,7 +61,12 @@ def demo(
     click.echo(f"sample files: {case_file} and {staff_file}")
     click.echo("try: gatekeeper cases show 100000")
     if not no_serve:
+        from gatekeeper.quarantine import Quarantine
         from gatekeeper.smtp.demo import serve_demo
+
+        quarantine = Quarantine.for_store(app.settings, engine)
+        quarantine.prepare()
+        click.echo(f"held content is sealed in the store (keyring: {quarantine.describe()})")
 
         staff = [json.loads(line) for line in staff_file.read_text("utf-8").splitlines()]
         serve_demo(app.settings, engine, folder, staff, port)

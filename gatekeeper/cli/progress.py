@@ -24,3 +24,17 @@ def byte_progress(total: int | None, label: str) -> Iterator[Callable[[int], Non
         nrows=max(size.lines, 2),
     ) as bar:  # fmt: skip
         yield bar.update
+
+
+@contextmanager
+def count_progress(total: int | None, label: str, unit: str) -> Iterator[Callable[[int], None]]:
+    """Like `byte_progress`, counting things (events, rows) instead of bytes."""
+    if not sys.stderr.isatty():
+        yield lambda _n: None
+        return
+    size = shutil.get_terminal_size((100, 24))
+    with tqdm(
+        total=total, desc=label, unit=f" {unit}", unit_scale=True, leave=False, file=sys.stderr,
+        mininterval=0.2, ncols=min(max(size.columns, 40), 120), nrows=max(size.lines, 2),
+    ) as bar:  # fmt: skip
+        yield bar.update

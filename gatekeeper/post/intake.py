@@ -30,11 +30,13 @@ from gatekeeper.post.messages import blocked_message, held_message, refused_mess
 from gatekeeper.post.printjob import Action, Answer, PrintJob
 from gatekeeper.post.senders import staff_address
 from gatekeeper.post.stamp import StampError, stamp_letter
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.smtp.intake import new_ref
 from gatekeeper.smtp.outbound import record_audit
 from gatekeeper.store.correspondence import Item, ItemContent, ItemState
 from gatekeeper.store.letters import Letter
 from gatekeeper.store.models import utcnow
+from gatekeeper.store.sealed import sealed_content, sealed_subject
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +88,8 @@ class LetterIntake:
         self.check = check
         self.node = node
         self.window = AddressWindow.parse(settings.letter_window)
+        self.quarantine = Quarantine.for_store(settings, engine)
+        self.quarantine.prepare()
 
     # -- a job from the backend -----------------------------------------------------------
 
@@ -248,7 +252,8 @@ class LetterIntake:
                 "channel": "post",
                 "sender": sender,
                 "team": team,
-                "subject": job.title,
+                # The job's title is often the document's name: it is sealed as the subject.
+                **sealed_subject(self.quarantine, ref, job.title),
                 "envelope": {"mail_from": sender, "rcpt_to": [], "print": _job_json(job)},
                 "recipients": [],
                 "case_ids": [],
@@ -263,7 +268,7 @@ class LetterIntake:
                 "node": self.node,
             },
         ).scalar_one()
-        conn.execute(insert(CONTENTS), {"item_id": item_id, "raw": pdf})
+        conn.execute(insert(CONTENTS), sealed_content(self.quarantine, item_id, pdf))
         letter_id: int = conn.execute(
             insert(LETTERS).returning(LETTERS.c.id),
             {
@@ -274,7 +279,7 @@ class LetterIntake:
                 "print_queue": job.queue,
                 "print_job": job.job_id,
                 "job_user": job.user,
-                "title": job.title,
+                "title": "",
                 "print_count": 0,
             },
         ).scalar_one()
@@ -393,7 +398,6 @@ def _job_json(job: PrintJob) -> dict[str, Any]:
         "queue": job.queue,
         "job": job.job_id,
         "user": job.user,
-        "title": job.title,
         "copies": job.copies,
     }
 

@@ -17,8 +17,9 @@ from pathlib import Path
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_raw
 
-from gatekeeper.analysis.extract import ENCRYPTED_PDF, PDF_MAGIC, PDFIUM_LOCK, clip_text
+from gatekeeper.analysis.extract import PDF_MAGIC, PDFIUM_LOCK, clip_text
 from gatekeeper.analysis.limits import DEFAULT_LIMITS, MailLimits
+from gatekeeper.analysis.pdf_bombs import ENCRYPTED_PDF, pdf_unpack_problem
 from gatekeeper.item import (
     Channel,
     Item,
@@ -142,7 +143,7 @@ def read_letter(
 
     `ocr`: read picture-only pages with tesseract; None means when it is installed.
     """
-    wrong = not_pdf_problem(data)
+    wrong = not_pdf_problem(data) or pdf_unpack_problem(data, limits)
     if wrong:
         return Letter(None, "", "", 0, (wrong,))
     pages = _read_pages(data, limits)

@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -43,6 +43,9 @@ from gatekeeper.post.address_block import AddressWindow
 from gatekeeper.post.intake import Handled, LetterIntake
 from gatekeeper.post.jobs import act_on_decided_letter, undone_decisions
 from gatekeeper.post.printjob import JOB_HEADER, PrintJob
+
+if TYPE_CHECKING:
+    import uvicorn
 
 log = logging.getLogger(__name__)
 
@@ -294,6 +297,17 @@ class LettersService:
 
     async def serve(self) -> None:
         """Listen until SIGTERM or SIGINT (uvicorn stops gracefully on either)."""
+        s = self.settings
+        log.info(
+            "letters service listening",
+            extra={"socket": s.letters_socket} if s.letters_socket else {
+                "host": s.letters_host, "port": s.letters_port
+            },
+        )  # fmt: skip
+        await self.server().serve()
+
+    def server(self) -> uvicorn.Server:
+        """A uvicorn server for the service on its host and port, or socket (not yet started)."""
         import uvicorn
 
         s = self.settings
@@ -309,13 +323,18 @@ class LettersService:
             timeout_keep_alive=5,
             **where,
         )
-        log.info(
-            "letters service listening",
-            extra={"socket": s.letters_socket} if s.letters_socket else {
-                "host": s.letters_host, "port": s.letters_port
-            },
-        )  # fmt: skip
-        await uvicorn.Server(config).serve()
+        return uvicorn.Server(config)
+
+    async def wait_ready(self) -> None:
+        """Until the gate is loaded (after `start`); raises why it could not be."""
+        loading = next(task for task in self._tasks if task.get_name() == "load-gate")
+        ready = asyncio.ensure_future(self.ready.wait())
+        try:
+            await asyncio.wait({ready, loading}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            ready.cancel()
+        if not self.ready.is_set():
+            loading.result()
 
 
 def _ping(engine: Engine) -> None:

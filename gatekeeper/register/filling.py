@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, Table, exists, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from gatekeeper.contact import email_key
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.register.causes import (
     NEAR_MISS_CATEGORY,
     Cause,
@@ -55,6 +56,7 @@ from gatekeeper.store.correspondence import (
 )
 from gatekeeper.store.letters import ScanAlarm
 from gatekeeper.store.models import StaffUser, utcnow
+from gatekeeper.store.sealed import open_content
 
 log = logging.getLogger(__name__)
 
@@ -356,7 +358,10 @@ def _near_miss(
     draft = _without_item(source, source_id, discovered_at, mitigation)
     findings: list[Mapping[str, Any]] = list(item.findings or ())
     fired = list(dict.fromkeys(str(f.get("check")) for f in findings if f.get("check")))
-    raw = conn.execute(select(CONTENTS.c.raw).where(CONTENTS.c.item_id == item.id)).scalar()
+    stored = conn.execute(
+        select(CONTENTS.c.raw, CONTENTS.c.key_id).where(CONTENTS.c.item_id == item.id)
+    ).first()
+    raw = open_content(Quarantine.of(conn), item.id, stored.key_id, stored.raw) if stored else None
     envelope = item.envelope or {}
     found = data_found(
         conn,

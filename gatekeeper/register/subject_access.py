@@ -25,11 +25,13 @@ from sqlalchemy import cast as sql_cast
 
 from gatekeeper.casebook import name_key
 from gatekeeper.contact import email_key
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.register.entries import ENTRIES, Entry
 from gatekeeper.register.reports import ReportTable
 from gatekeeper.smtp.outbound import aware, record_audit
 from gatekeeper.store.correspondence import HumanDecision, Item, ItemContent
 from gatekeeper.store.models import Party, PartyEmail
+from gatekeeper.store.sealed import subject_of
 
 ITEMS = cast(Table, Item.__table__)
 DECISIONS = cast(Table, HumanDecision.__table__)
@@ -263,6 +265,7 @@ def _items(
         .order_by(ITEMS.c.received_at, ITEMS.c.id)
     )
     hits = []
+    quarantine = Quarantine.of(conn)
     for row in rows:
         why = _why_item(row, party_ids, emails, names)
         if why:
@@ -273,7 +276,7 @@ def _items(
                     channel=row.channel,
                     state=row.state,
                     sender=row.sender or "",
-                    subject=row.subject or "",
+                    subject=subject_of(quarantine, row),
                     received_at=aware(row.received_at),
                     content_kept=bool(row.content_kept),
                     why=tuple(why),

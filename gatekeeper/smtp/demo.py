@@ -1,9 +1,14 @@
-"""`gatekeeper demo`'s relay: TLS, two accounts, a folder sink, and where to point a client."""
+"""`gatekeeper demo`'s relay: TLS, two accounts, a folder sink, and where to point a client.
+
+Beside it, in the same event loop: the approval pages and the letters side
+(`gatekeeper.post.demo`), each on the next port.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import signal
 import sys
 from collections.abc import Callable
@@ -17,6 +22,7 @@ from gatekeeper.cli.context import EXIT_UNUSABLE
 from gatekeeper.config import Settings
 from gatekeeper.logs import configure_json_logging
 from gatekeeper.passwords import hash_password
+from gatekeeper.post.demo import DemoLetters
 from gatekeeper.sample import INTERNAL_DOMAIN
 from gatekeeper.smtp.gatepool import GateUnavailable
 from gatekeeper.smtp.relay import Relay
@@ -40,7 +46,8 @@ def serve_demo(
     for person in (sender, checker, governance):
         set_password(engine, person["email"], hashed)
     delivered = folder / "delivered"
-    demo = settings.with_overrides(
+    base = dataclasses.replace(settings, letters_socket="")  # the demo's own letters service
+    demo = base.with_overrides(
         relay_host=HOST,
         relay_port=port,
         tls_cert_file=str(cert),
@@ -52,6 +59,12 @@ def serve_demo(
         internal_domains=settings.internal_domains or (INTERNAL_DOMAIN,),
         web_host=HOST,
         web_port=port + 3,
+        letters_host=HOST,
+        letters_port=port + 4,
+        cups_server=f"{HOST}:{port + 5}",  # where approving a held letter releases its job
+    )
+    letters = DemoLetters(
+        demo, engine, folder, cups_port=port + 5, sender=(sender["email"], sender["name"])
     )
 
     def announce() -> None:
@@ -74,6 +87,7 @@ The approval pages ("fresh eyes"): http://{HOST}:{port + 3}/
   as the sender:     {sender["email"]}  password: {DEMO_PASSWORD}  (their own held mail)
   as governance:     {governance["email"]}  password: {DEMO_PASSWORD}  (canaries, audit trail)
   {examples["sent"] or "No"} sample messages were sent as the sender and held: open the queue.
+{letters.announcement()}
 Stop with Ctrl-C."""
         )
 
@@ -89,7 +103,11 @@ Stop with Ctrl-C."""
         )
 
     try:
-        asyncio.run(_serve(demo, delivered, announce, engine=engine, examples=send_examples))
+        asyncio.run(
+            _serve(
+                demo, delivered, announce, engine=engine, letters=letters, examples=send_examples
+            )
+        )
     except (GateUnavailable, OSError) as exc:
         click.echo(f"gatekeeper: the demo relay cannot start: {exc}", err=True)
         sys.exit(EXIT_UNUSABLE)
@@ -101,13 +119,14 @@ async def _serve(
     announce: Callable[[], None],
     *,
     engine: Engine,
+    letters: DemoLetters,
     examples: Callable[[], None],
 ) -> None:
-    from gatekeeper.web.demo import DemoWeb
+    from gatekeeper.web.demo import DemoServer
 
     sink = await start_sink(delivered, settings.upstream_host, settings.upstream_port)
     relay = Relay(settings)
-    web = DemoWeb(settings, engine)
+    web = DemoServer.web(settings, engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -115,10 +134,12 @@ async def _serve(
     try:
         await relay.start()
         await web.start()
+        await letters.start()
         await asyncio.to_thread(examples)
         announce()
         await stop.wait()
     finally:
+        await letters.stop()
         await web.stop()
         await relay.stop()
         sink.close()

@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 
 from gatekeeper.config import Settings
 from gatekeeper.decision import Decision, Verdict
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.smtp import status
 from gatekeeper.smtp.gatepool import GatePool, GateRequest, GateUnavailable
 from gatekeeper.smtp.headers import HeaderFacts
@@ -31,6 +32,7 @@ from gatekeeper.smtp.outbound import Doorbell, enqueue, record_audit
 from gatekeeper.smtp.writer import StoreWriter
 from gatekeeper.store.correspondence import Item, ItemContent, ItemState, OutboundKind
 from gatekeeper.store.models import utcnow
+from gatekeeper.store.sealed import sealed_content, sealed_subject
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +145,8 @@ class Intake:
         self.writer = writer
         self.wake = wake
         self.lifetime = dt.timedelta(hours=settings.retry_lifetime_hours)
+        self.quarantine = Quarantine.for_store(settings, engine)
+        self.quarantine.prepare()
 
     async def receive(self, submission: Submission) -> str:
         """Store, check and decide one message; returns the SMTP reply."""
@@ -217,7 +221,7 @@ class Intake:
                 "channel": "email",
                 "sender": sub.sender,
                 "team": sub.team,
-                "subject": sub.headers.subject,
+                **sealed_subject(self.quarantine, ref, sub.headers.subject),
                 "envelope": sub.envelope(),
                 "recipients": [],
                 "case_ids": [],
@@ -232,7 +236,7 @@ class Intake:
                 "node": self.node,
             },
         ).scalar_one()
-        conn.execute(_INSERT_CONTENT, {"item_id": item_id, "raw": sub.raw})
+        conn.execute(_INSERT_CONTENT, sealed_content(self.quarantine, item_id, sub.raw))
         return item_id
 
     def _decide(
@@ -281,6 +285,7 @@ class Intake:
                 lifetime=self.lifetime,
                 item_id=item_id,
                 raw=notice,
+                quarantine=self.quarantine,
             )
         record_audit(
             conn,

@@ -6,8 +6,11 @@ queue), sends each message once to all its claimed recipients over a reused
 connection, and records each recipient's own result: a refused recipient fails
 alone and its sender gets a delivery report; a deferred one waits with
 exponential backoff until the retry lifetime ends, then is reported too. A node
-that dies mid-delivery leaves leased rows that any node takes over once the
-lease runs out (its own at once, on restart).
+renews its lease while it sends (`delivery_lease_seconds`) and records each
+message's result as soon as the upstream answers; one that dies mid-delivery
+leaves leased rows that any node takes over once the lease runs out (its own at
+once, on restart). Only a message the upstream had just accepted, its result not
+yet committed, may then leave twice: the at-least-once window SMTP itself has.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import time
 import uuid
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from email.utils import format_datetime
 from typing import Any, TypeVar, cast
@@ -41,12 +44,13 @@ from sqlalchemy import (
     update,
 )
 
+from gatekeeper.audit import record_audit as record_audit  # noqa: PLC0414 (re-exported)
 from gatekeeper.config import Settings
+from gatekeeper.quarantine import Quarantine
 from gatekeeper.smtp.metrics import RelayMetrics
 from gatekeeper.smtp.notices import NoticeWriter
 from gatekeeper.smtp.writer import StoreWriter
 from gatekeeper.store.correspondence import (
-    AuditEvent,
     Item,
     ItemContent,
     OutboundKind,
@@ -54,15 +58,20 @@ from gatekeeper.store.correspondence import (
     OutboundState,
 )
 from gatekeeper.store.models import utcnow
+from gatekeeper.store.sealed import (
+    SUBJECT_COLUMNS,
+    open_content,
+    open_outbound,
+    sealed_outbound,
+    subject_of,
+)
 
 log = logging.getLogger(__name__)
 
 OUTBOUND = cast(Table, OutboundMessage.__table__)
 ITEMS = cast(Table, Item.__table__)
 CONTENTS = cast(Table, ItemContent.__table__)
-AUDIT = cast(Table, AuditEvent.__table__)
 
-LEASE = dt.timedelta(minutes=10)
 BATCH = 50
 # Other nodes' and the command line's rows are found by polling; this node's wake it at once.
 POLL_SECONDS = 2.0
@@ -131,8 +140,14 @@ def enqueue(
     lifetime: dt.timedelta,
     item_id: int | None = None,
     raw: bytes | None = None,
+    quarantine: Quarantine | None = None,
 ) -> int:
-    """Queue one message for `recipients` in the caller's transaction; returns the row count."""
+    """Queue one message for `recipients` in the caller's transaction; returns the row count.
+
+    `raw` (a notice's own bytes) is sealed for each row, so `quarantine` must come with it.
+    """
+    if raw is not None and quarantine is None:
+        raise TypeError("a message's bytes are sealed before they are stored: pass quarantine")
     now = utcnow()
     rows = [
         {
@@ -140,7 +155,7 @@ def enqueue(
             "kind": kind.value,
             "mail_from": mail_from,
             "recipient": recipient,
-            "raw": raw,
+            **_sealed_raw(quarantine, kind.value, item_id, recipient, raw),
             "state": OutboundState.QUEUED.value,
             "attempts": 0,
             "next_attempt_at": now,
@@ -153,29 +168,13 @@ def enqueue(
     return len(rows)
 
 
-_INSERT_AUDIT = insert(AUDIT)
-
-
-def record_audit(
-    conn: Connection,
-    action: str,
-    *,
-    actor: str | None = None,
-    item_id: int | None = None,
-    details: dict[str, Any] | None = None,
-    remote: str | None = None,
-) -> None:
-    conn.execute(
-        _INSERT_AUDIT,
-        {
-            "at": utcnow(),
-            "actor": actor,
-            "action": action,
-            "item_id": item_id,
-            "details": details or {},
-            "remote": remote,
-        },
-    )
+def _sealed_raw(
+    quarantine: Quarantine | None, kind: str, item_id: int | None, recipient: str, raw: bytes | None
+) -> dict[str, Any]:
+    if raw is None or quarantine is None:
+        return {"raw": None, "key_id": None}
+    key_id, sealed = sealed_outbound(quarantine, kind, item_id, recipient, raw)
+    return {"raw": sealed, "key_id": key_id}
 
 
 @dataclass(frozen=True)
@@ -263,19 +262,21 @@ _DUE = or_(
     ),
 )
 # Built once: the same statement every round, so SQLAlchemy compiles it once.
+# The rows to claim are chosen in a CTE, which PostgreSQL runs exactly once. As an
+# `IN (subquery)` the planner may rerun the subquery for every row it scans (a nested-loop
+# semi-join), each run locking the next rows: one claim then took the whole queue, not
+# `limit` rows, and waited on rows other nodes held.
+_CLAIMABLE = (
+    select(OUTBOUND.c.id)
+    .where(_DUE)
+    .order_by(OUTBOUND.c.next_attempt_at, OUTBOUND.c.id)
+    .limit(bindparam("limit"))
+    .with_for_update(skip_locked=True)  # other nodes' claims are passed over
+    .cte("claimable")
+)
 _CLAIM = (
     update(OUTBOUND)
-    .where(
-        OUTBOUND.c.id.in_(
-            select(OUTBOUND.c.id)
-            .where(_DUE)
-            .order_by(OUTBOUND.c.next_attempt_at, OUTBOUND.c.id)
-            .limit(bindparam("limit"))
-            .with_for_update(skip_locked=True)  # other nodes' claims are passed over
-            .scalar_subquery()
-        ),
-        _DUE,
-    )
+    .where(OUTBOUND.c.id == _CLAIMABLE.c.id, _DUE)
     .values(
         state=OutboundState.SENDING.value,
         lease_owner=bindparam("token"),
@@ -289,6 +290,7 @@ _CLAIM = (
         OUTBOUND.c.mail_from,
         OUTBOUND.c.recipient,
         OUTBOUND.c.raw,
+        OUTBOUND.c.key_id,
         OUTBOUND.c.attempts,
         OUTBOUND.c.expires_at,
     )
@@ -312,11 +314,12 @@ _LOAD = (
         ITEMS.c.id,
         ITEMS.c.ref,
         ITEMS.c.state,
-        ITEMS.c.subject,
+        *SUBJECT_COLUMNS,
         ITEMS.c.envelope,
         ITEMS.c.received_at,
         ITEMS.c.node,
         CONTENTS.c.raw,
+        CONTENTS.c.key_id,
     )
     .join(CONTENTS, CONTENTS.c.item_id == ITEMS.c.id)
     .where(ITEMS.c.id.in_(bindparam("ids", expanding=True)))
@@ -334,6 +337,9 @@ class OutboundQueue:
         self.node = node
         self.notices = notices
         self.lifetime = dt.timedelta(hours=settings.retry_lifetime_hours)
+        self.lease = dt.timedelta(seconds=settings.delivery_lease_seconds)
+        self.quarantine = Quarantine.for_store(settings, engine)
+        self.quarantine.prepare()
 
     def recover(self, conn: Connection) -> int:
         """Put back rows this node had leased when it stopped; returns how many."""
@@ -351,7 +357,7 @@ class OutboundQueue:
         """Lease up to `limit` due rows to a new token; returns (token, rows)."""
         now = utcnow()
         token = f"{self.node}/{uuid.uuid4().hex[:12]}"
-        params = {"now": now, "token": token, "lease_until": now + LEASE, "limit": limit}
+        params = {"now": now, "token": token, "lease_until": now + self.lease, "limit": limit}
         rows = conn.execute(_CLAIM, params).all()
         deliveries = [
             Delivery(
@@ -360,7 +366,7 @@ class OutboundQueue:
                 r.kind,
                 r.mail_from,
                 r.recipient,
-                r.raw,
+                open_outbound(self.quarantine, r),
                 r.attempts,
                 aware(r.expires_at),
             )
@@ -368,6 +374,36 @@ class OutboundQueue:
         ]
         deliveries.sort(key=lambda d: d.id)
         return token, deliveries
+
+    def renew(self, conn: Connection, token: str) -> int:
+        """Extend the lease of the rows `token` still holds unsent; returns how many it holds."""
+        result = conn.execute(
+            update(OUTBOUND)
+            .where(
+                OUTBOUND.c.lease_owner == token,
+                OUTBOUND.c.state == OutboundState.SENDING.value,
+            )
+            .values(lease_until=utcnow() + self.lease)
+        )
+        return result.rowcount
+
+    def release(self, conn: Connection, token: str) -> int:
+        """Put back the rows `token` holds unsent (a stopping node), for any node to claim now."""
+        result = conn.execute(
+            update(OUTBOUND)
+            .where(
+                OUTBOUND.c.lease_owner == token,
+                OUTBOUND.c.state == OutboundState.SENDING.value,
+            )
+            # Never tried: the claim's attempt is taken back, so the retry backoff is unchanged.
+            .values(
+                state=OutboundState.QUEUED.value,
+                lease_owner=None,
+                lease_until=None,
+                attempts=OUTBOUND.c.attempts - 1,
+            )
+        )
+        return result.rowcount
 
     def claim_items(
         self, conn: Connection, limit: int = BATCH
@@ -384,8 +420,7 @@ class OutboundQueue:
         with self.engine.connect() as conn:
             return self._items(conn, ids)
 
-    @staticmethod
-    def _items(conn: Connection, item_ids: Iterable[int]) -> dict[int, ItemForDelivery]:
+    def _items(self, conn: Connection, item_ids: Iterable[int]) -> dict[int, ItemForDelivery]:
         ids = sorted(set(item_ids))
         if not ids:
             return {}
@@ -394,11 +429,11 @@ class OutboundQueue:
                 r.id,
                 r.ref,
                 r.state,
-                r.subject,
+                subject_of(self.quarantine, r),
                 r.envelope,
                 aware(r.received_at),
                 r.node,
-                bytes(r.raw),
+                open_content(self.quarantine, r.id, r.key_id, r.raw),
             )
             for r in conn.execute(_LOAD, {"ids": ids})
         }
@@ -469,6 +504,7 @@ class OutboundQueue:
             lifetime=self.lifetime,
             item_id=item.id,
             raw=report,
+            quarantine=self.quarantine,
         )
         record_audit(
             conn,
@@ -634,6 +670,26 @@ def messages_of(
     return out
 
 
+class Lease:
+    """How long a worker may go on sending a claimed batch, by this node's own clock.
+
+    The claim is renewed every third of its length; a worker whose renewals fail (the
+    store out of reach) starts no new transaction once only a third of its last lease is
+    left, so it has stopped before any other node may take the rows over.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.lost = False
+        self._until = time.monotonic() + seconds
+
+    def renewed(self, asked_at: float) -> None:
+        self._until = asked_at + self.seconds
+
+    def held(self) -> bool:
+        return not self.lost and time.monotonic() < self._until - self.seconds / 3
+
+
 class DeliveryWorker:
     """Claims due rows and delivers them over its own upstream connection, until stopped."""
 
@@ -673,32 +729,85 @@ class DeliveryWorker:
         self.thread.shutdown(wait=False)
 
     async def run_once(self) -> bool:
-        """Deliver one batch; False when nothing was due."""
+        """Deliver one batch; False when nothing was due.
+
+        Each message's result is written as soon as the upstream has answered, not after
+        the whole batch: a node killed mid-batch leaves to the others, to be sent again,
+        only what it had on the wire or not yet recorded, not every message it had sent.
+        """
+        lease = Lease(self.queue.lease.total_seconds())
         token, deliveries, items = await self.writer.write(self.queue.claim_items)
         if not deliveries:
             return False
-        results = await self._in(self.thread, self._deliver, deliveries, items)
-        counts = await self.writer.write(self.queue.record, token, results, items)
-        for outcome, count in counts.items():
-            self.metrics.deliveries.labels(outcome).inc(count)
+        recorded: list[Future[dict[str, int]]] = []
+
+        def settle(results: list[Result]) -> None:  # called from the upstream thread
+            # The next message waits until the one before is recorded: a node that dies
+            # leaves at most two per connection sent and unrecorded (that one, and this).
+            wait(recorded[-1:], timeout=lease.seconds)
+            recorded.append(
+                self.writer.submit(lambda conn: self.queue.record(conn, token, results, items))
+            )
+
+        keeper = asyncio.create_task(self._keep(token, lease))
+        try:
+            await self._in(self.thread, self._deliver, deliveries, items, settle, lease)
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        failed = None
+        for future in recorded:
+            try:
+                counts = await asyncio.wrap_future(future)
+            except Exception as exc:  # the rest are still counted; the round is reported
+                failed = exc
+                continue
+            for outcome, count in counts.items():
+                self.metrics.deliveries.labels(outcome).inc(count)
+        if failed is not None:
+            raise failed
+        if self.stopping:  # what this node did not send, any node may send at once
+            await self.writer.write(self.queue.release, token)
         return True
 
+    async def _keep(self, token: str, lease: Lease) -> None:
+        """Renew the batch's lease every third of its length while the batch is being sent."""
+        while True:
+            await asyncio.sleep(lease.seconds / 3)
+            asked = time.monotonic()
+            try:
+                held = await self.writer.write(self.queue.renew, token)
+            except Exception as exc:
+                log.warning("could not renew a delivery lease: %s", exc)
+                continue
+            if held:
+                lease.renewed(asked)
+            else:  # all recorded, or taken over by another node: send nothing more of it
+                lease.lost = True
+
     def _deliver(
-        self, deliveries: Sequence[Delivery], items: dict[int, ItemForDelivery]
-    ) -> list[Result]:
-        results: list[Result] = []
+        self,
+        deliveries: Sequence[Delivery],
+        items: dict[int, ItemForDelivery],
+        settle: Callable[[list[Result]], None],
+        lease: Lease,
+    ) -> None:
         for mail_from, rows, data in messages_of(deliveries, items, self.queue.node):
+            if self.stopping or not lease.held():
+                if not self.stopping:
+                    log.warning("delivery lease lost; the rest of the batch is left to be claimed")
+                return
             if data is None:  # the content was purged: nothing left to send
                 gone = Reply(554, "5.6.0 the message content is no longer stored")
-                results.extend(Result(d, gone) for d in rows)
+                settle([Result(d, gone) for d in rows])
                 continue
             try:
                 replies = self.client.send(mail_from, [d.recipient for d in rows], data)
             except UpstreamUnavailable as exc:
                 log.warning("upstream unavailable: %s", exc, extra={"rows": len(rows)})
                 replies = {d.recipient: Reply(451, f"4.4.1 {exc}") for d in rows}
-            results.extend(Result(d, replies[d.recipient]) for d in rows)
-        return results
+            settle([Result(d, replies[d.recipient]) for d in rows])
 
     async def _idle(self) -> None:
         await self.wake.wait(POLL_SECONDS)

@@ -24,6 +24,7 @@ from gatekeeper.smtp.auth import StaffDirectory
 from gatekeeper.smtp.gatepool import GatePool
 from gatekeeper.smtp.intake import Intake
 from gatekeeper.smtp.metrics import HealthServer, RelayMetrics
+from gatekeeper.smtp.nodes import NodeLock
 from gatekeeper.smtp.notices import node_name, notice_writer
 from gatekeeper.smtp.outbound import DeliveryWorker, Doorbell, OutboundQueue
 from gatekeeper.smtp.server import (
@@ -33,6 +34,7 @@ from gatekeeper.smtp.server import (
     protocol_factory,
     tls_context,
 )
+from gatekeeper.smtp.throttle import AuthThrottle
 from gatekeeper.smtp.writer import StoreWriter
 from gatekeeper.store import open_store
 from gatekeeper.store.models import Case, StaffUser
@@ -87,6 +89,10 @@ def check_settings(settings: Settings) -> None:
         raise ConfigError(f"trusted_networks: {exc}") from None
     if settings.data_size_limit <= 0 or settings.gate_timeout <= 0:
         raise ConfigError("data_size_limit and gate_timeout must be greater than 0")
+    if settings.relay_auth_failures < 0 or settings.relay_auth_window_seconds <= 0:
+        raise ConfigError(
+            "relay_auth_failures must be 0 or more and relay_auth_window_seconds greater than 0"
+        )
 
 
 class Relay:
@@ -105,6 +111,8 @@ class Relay:
         self._health: HealthServer | None = None
         self._workers: list[DeliveryWorker] = []
         self.gates: GatePool | None = None
+        self.node_lock: NodeLock | None = None
+        self.node_held = True
         self.handler: RelayHandler | None = None
         self.engine: Engine | None = None
         self.writer: StoreWriter | None = None
@@ -135,6 +143,9 @@ class Relay:
             writer=writer,
             wake=self.wake,
         )
+        # Before taking back this node's work: no other live process may be this node.
+        self.node_lock = NodeLock(engine, self.node)
+        await loop.run_in_executor(self.store, self.node_lock.acquire)
         unanswered = await writer.write(intake.recover)
         released = await writer.write(queue.recover)
         if unanswered or released:
@@ -156,6 +167,7 @@ class Relay:
             metrics=self.metrics,
             store=self.store,
             writer=writer,
+            throttle=AuthThrottle(s.relay_auth_failures, s.relay_auth_window_seconds),
         )
         factory = protocol_factory(
             self.handler,
@@ -210,6 +222,8 @@ class Relay:
             found.append("not listening")
         if self.gates is None or self.gates.ready == 0:
             found.append("no gate worker ready")
+        if not self.node_held:
+            found.append(f"node name {self.node} is not held")
         if not self.store_ok:
             found.append("the store does not answer")
         return found
@@ -225,6 +239,8 @@ class Relay:
             except Exception as exc:
                 self.store_ok = False
                 log.error("store check failed: %s", exc)
+            if self.node_lock is not None:
+                self.node_held = await loop.run_in_executor(self.store, self.node_lock.check)
             if self.gates is not None:
                 self.metrics.gate_workers.set(self.gates.ready)
             await asyncio.sleep(DEPTH_SECONDS)
@@ -261,7 +277,8 @@ class Relay:
         self.wake.set_all()
         delivering = [t for t in self._tasks if t.get_name().startswith("delivery")]
         if delivering:
-            # A batch in flight finishes and is recorded; one that does not is re-leased later.
+            # The message on the wire finishes and is recorded; the rest of its batch is put
+            # back for any node. A worker that does not finish in time is re-leased later.
             await asyncio.wait(delivering, timeout=STOP_DELIVERY_SECONDS)
         for task in self._tasks:
             task.cancel()
@@ -272,6 +289,8 @@ class Relay:
             await self.gates.close()
         if self.writer is not None:
             await loop.run_in_executor(None, self.writer.close)
+        if self.node_lock is not None:
+            self.node_lock.release()
         self.store.shutdown(wait=True, cancel_futures=True)
         if self.engine is not None:
             self.engine.dispose()

@@ -28,6 +28,7 @@ from gatekeeper.smtp.intake import ClientInfo, Intake, Submission
 from gatekeeper.smtp.metrics import RelayMetrics
 from gatekeeper.smtp.outbound import record_audit
 from gatekeeper.smtp.status import ENHANCED
+from gatekeeper.smtp.throttle import AuthThrottle, client_key, login_key, minutes
 from gatekeeper.smtp.writer import StoreWriter
 
 log = logging.getLogger(__name__)
@@ -112,6 +113,7 @@ class RelayHandler:
         metrics: RelayMetrics,
         store: Executor,
         writer: StoreWriter,
+        throttle: AuthThrottle | None = None,
     ) -> None:
         self.intake = intake
         self.directory = directory
@@ -119,6 +121,7 @@ class RelayHandler:
         self.metrics = metrics
         self.store = store
         self.writer = writer
+        self.throttle = throttle or AuthThrottle(0, 0.0)
         self.active = 0  # messages between end of DATA and reply, for a clean shutdown
 
     async def _in_store(self, call: Callable[..., T], *args: Any) -> T:
@@ -127,6 +130,8 @@ class RelayHandler:
     # -- AUTH: our own PLAIN and LOGIN, so the argon2 check runs off the event loop --
 
     async def auth_PLAIN(self, server: RelaySMTP, args: list[str]) -> AuthResult:
+        if await self._throttled(server, [client_key(_client(server))], None):
+            return AuthResult(success=False, handled=True)
         blob: Any = await server.challenge_auth("") if len(args) == 1 else _b64(args[1])
         if len(args) > 1 and blob is None:
             await server.push("501 5.5.2 Cannot decode base64")
@@ -139,6 +144,8 @@ class RelayHandler:
         return await self._authenticate(server, parts[1], parts[2])
 
     async def auth_LOGIN(self, server: RelaySMTP, args: list[str]) -> AuthResult:
+        if await self._throttled(server, [client_key(_client(server))], None):
+            return AuthResult(success=False, handled=True)
         login: Any = (
             await server.challenge_auth(server.AuthLoginUsernameChallenge)
             if len(args) == 1
@@ -155,14 +162,35 @@ class RelayHandler:
 
     async def _authenticate(self, server: RelaySMTP, login: bytes, password: bytes) -> AuthResult:
         name = login.decode("utf-8", "replace")
-        identity = await self._in_store(
-            self.directory.authenticate, name, password.decode("utf-8", "replace")
-        )
+        keys = [client_key(_client(server)), login_key(name)]
+        if not self.throttle.begin(keys):  # refused unseen: no answer about this password
+            await self._throttled(server, keys, name)
+            return AuthResult(success=False, handled=True)
+        failed = False  # the store failing to answer is no failed sign-in
+        try:
+            identity = await self._in_store(
+                self.directory.authenticate, name, password.decode("utf-8", "replace")
+            )
+            failed = identity is None
+        finally:
+            self.throttle.end(keys, failed=failed)
         if identity is None:
             self.metrics.refusals.labels("auth_failed").inc()
             await self._audit("relay.auth_failed", server.session, None, {"login": name[:254]})
             return AuthResult(success=False, handled=False)
         return AuthResult(success=True, auth_data=identity)
+
+    async def _throttled(self, server: RelaySMTP, keys: list[str], login: str | None) -> bool:
+        """Refuse AUTH with 454 if `keys` have failed too often lately; whether it did."""
+        wait = self.throttle.wait(keys)
+        if not wait:
+            return False
+        self.metrics.refusals.labels("auth_throttled").inc()
+        if self.throttle.first_refusal(keys):
+            details = {"login": login[:254] if login is not None else None}
+            await self._audit("relay.auth_throttled", server.session, None, details)
+        await server.push(status.reply(status.AUTH_THROTTLED, wait=minutes(wait)))
+        return True
 
     # -- the transaction --
 
@@ -270,6 +298,10 @@ class RelayHandler:
 def _identity(session: Session) -> StaffIdentity | None:
     data = session.auth_data if session.authenticated else None
     return data if isinstance(data, StaffIdentity) else None
+
+
+def _client(server: RelaySMTP) -> str:
+    return _peer(server.session) if server.session is not None else ""
 
 
 def _peer(session: Session) -> str:

@@ -18,6 +18,7 @@ BLOCKED = "550 5.7.1 {summary} (ref {ref})"
 BLOCKED_NO_SUMMARY = "550 5.7.1 Not sent: the message must not go to these recipients (ref {ref})"
 
 AUTH_REQUIRED = "530 5.7.0 Authentication required"
+AUTH_THROTTLED = "454 4.7.0 Too many failed sign-ins from here or for this user: wait {wait}"
 SENDER_NOT_YOURS = "553 5.7.1 Sender address rejected: you may not send as {address}"
 FROM_NOT_YOURS = "550 5.7.1 The From: header names {address}, which you may not send as"
 FROM_MISSING = "550 5.7.1 The message has no From: header naming you"

@@ -16,7 +16,9 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
+    CheckConstraint,
     DateTime,
     ForeignKey,
     Index,
@@ -79,7 +81,10 @@ class Item(Base):
     channel: Mapped[str] = mapped_column(String(8))
     sender: Mapped[str | None] = mapped_column(String(254))
     team: Mapped[str | None] = mapped_column(String(100))
+    # Plaintext only in rows from before encryption; the subject is sealed (`store/sealed.py`).
     subject: Mapped[str] = mapped_column(Text, default="")
+    sealed_subject: Mapped[bytes | None] = mapped_column(LargeBinary)
+    subject_key_id: Mapped[str | None] = mapped_column(String(64))
     envelope: Mapped[dict[str, Any]] = mapped_column(default=dict)
     recipients: Mapped[list[Any]] = mapped_column(JSON, default=list)
     case_ids: Mapped[list[str]] = mapped_column(default=list)
@@ -101,14 +106,14 @@ Index("ix_items_state_received_at", Item.state, Item.received_at)
 
 
 class ItemContent(Base):
-    """An item's original bytes, exactly as received."""
+    """An item's original bytes, exactly as received, sealed under `key_id` (`store/sealed.py`)."""
 
     __tablename__ = "item_contents"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     item_id: Mapped[int] = mapped_column(ForeignKey("items.id", ondelete="CASCADE"), unique=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
-    key_id: Mapped[str | None] = mapped_column(String(64))  # encryption at rest, later
+    key_id: Mapped[str | None] = mapped_column(String(64))  # None: plaintext, not sealed yet
 
 
 class HumanDecision(Base):
@@ -139,7 +144,8 @@ class OutboundMessage(Base):
     kind: Mapped[str] = mapped_column(String(8))
     mail_from: Mapped[str] = mapped_column(String(254))  # "" is the null sender <>
     recipient: Mapped[str] = mapped_column(String(254))
-    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)  # a notice's, sealed under key_id
+    key_id: Mapped[str | None] = mapped_column(String(64))
     state: Mapped[str] = mapped_column(String(16), default=OutboundState.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
@@ -158,11 +164,18 @@ Index(
 
 
 class AuditEvent(Base):
-    """Something that happened, appended and never changed (hash chaining comes later)."""
+    """Something that happened, appended to a hash chain and never changed (`gatekeeper.audit`).
+
+    The hash covers `item_id` too: items are never deleted (retention purges only
+    their content), so a deleted item's events, emptied by SET NULL, show as altered.
+    """
 
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     actor: Mapped[str | None] = mapped_column(String(254))
     action: Mapped[str] = mapped_column(String(64))
@@ -171,6 +184,17 @@ class AuditEvent(Base):
     )
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     remote: Mapped[str | None] = mapped_column(String(100))
+
+
+class AuditChainHead(Base):
+    """The audit chain's last link, one row: writers lock it to append one at a time."""
+
+    __tablename__ = "audit_chain_head"
+    __table_args__ = (CheckConstraint("id = 1", name="one_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))
 
 
 class StaffSendAs(Base):

@@ -53,7 +53,7 @@ class Letter(Base):
     print_queue: Mapped[str | None] = mapped_column(String(127))
     print_job: Mapped[int | None] = mapped_column(Integer)
     job_user: Mapped[str | None] = mapped_column(String(254))  # the CUPS user who printed it
-    title: Mapped[str] = mapped_column(Text, default="")  # the print job's title
+    title: Mapped[str] = mapped_column(Text, default="")  # empty: sealed as the item's subject
     print_count: Mapped[int] = mapped_column(Integer, default=0)
     printed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # What Gatekeeper last did to the held CUPS job after a decision ("resumed", "cancelled").

@@ -21,27 +21,32 @@ import uvicorn
 from sqlalchemy import Engine, func, select
 
 from gatekeeper.config import Settings
+from gatekeeper.sample import open_case_parents
 from gatekeeper.store.correspondence import Item, ItemState
-from gatekeeper.store.models import Case, Party, PartyEmail
+from gatekeeper.store.models import Party, PartyEmail
 
 log = logging.getLogger(__name__)
 
 
-class DemoWeb:
-    """The web app served in the demo's own event loop."""
+class DemoServer:
+    """A uvicorn server (the web app, the letters service) run in the demo's own event loop."""
 
-    def __init__(self, settings: Settings, engine: Engine) -> None:
+    def __init__(self, server: uvicorn.Server) -> None:
+        self.server = server
+        self.task: asyncio.Task[None] | None = None
+
+    @classmethod
+    def web(cls, settings: Settings, engine: Engine) -> DemoServer:
         from gatekeeper.web.server import server
 
-        self.server: uvicorn.Server = server(settings, engine)
-        self.task: asyncio.Task[None] | None = None
+        return cls(server(settings, engine))
 
     async def start(self) -> None:
         self.task = asyncio.create_task(self.server.serve())
         while not self.server.started:
             if self.task.done():
                 self.task.result()  # raises why it could not start
-                raise OSError("the web app could not listen")
+                raise OSError("the server could not listen")
             await asyncio.sleep(0.05)
 
     async def stop(self) -> None:
@@ -58,15 +63,9 @@ def _examples(engine: Engine, sender: str, name: str) -> list[tuple[str, EmailMe
         ).scalar_one():
             return []  # there is something to check already
         rows = conn.execute(
-            select(Party.case_id, Party.name, PartyEmail.address)
+            open_case_parents()
+            .add_columns(PartyEmail.address)
             .join(PartyEmail, PartyEmail.party_id == Party.party_id)
-            .join(Case, Case.case_id == Party.case_id)
-            .where(
-                Party.role.in_(["applicant", "respondent"]),
-                Party.confidential.is_(False),
-                Case.status == "open",
-            )
-            .order_by(Party.id)
             .limit(2)
         ).all()
     if len(rows) < 2:

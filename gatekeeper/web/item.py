@@ -25,6 +25,7 @@ from gatekeeper.contact import email_key
 from gatekeeper.held import DecisionRefused, HeldItem, HeldQueue
 from gatekeeper.review import VIEWED, DecisionRecord, decision_of, flags_of
 from gatekeeper.store.correspondence import Item, ItemContent, ItemState
+from gatekeeper.store.sealed import open_content
 from gatekeeper.web.auth import DECIDE, QUEUE, Viewer
 from gatekeeper.web.context import WebContext, blocking, context_of, now
 from gatekeeper.web.message import DiffPiece, ShownMessage, character_diff, show_message
@@ -89,14 +90,19 @@ def load_view(ctx: WebContext, viewer: Viewer, ref: str) -> ItemView | None:
         return None
     with ctx.engine.connect() as conn:
         row = conn.execute(
-            select(ITEMS.c.recipients, CONTENTS.c.raw)
+            select(ITEMS.c.recipients, CONTENTS.c.raw, CONTENTS.c.key_id)
             .select_from(ITEMS.outerjoin(CONTENTS, CONTENTS.c.item_id == ITEMS.c.id))
             .where(ITEMS.c.id == item.id)
         ).one()
         decision = decision_of(conn, item.id)
     resolved = {str(r.get("address")): r for r in (row.recipients or []) if isinstance(r, dict)}
     message = (
-        show_message(bytes(row.raw), item.sender, list(item.recipients), item.channel)
+        show_message(
+            open_content(ctx.queue.quarantine, item.id, row.key_id, row.raw),
+            item.sender,
+            list(item.recipients),
+            item.channel,
+        )
         if row.raw is not None
         else None
     )

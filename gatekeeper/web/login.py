@@ -1,7 +1,8 @@
 """Signing in and out with a local account (email and password, checked with argon2).
 
-Failed attempts are audit events; ten for one address within fifteen minutes
-refuse further tries for it until the window has passed (counted in the store,
+Failed attempts are audit events; ten for one address within fifteen minutes,
+or ten from one client (one password tried on many accounts), refuse further
+tries for it, or from it, until the window has passed (counted in the store,
 so every node agrees).
 """
 
@@ -11,7 +12,7 @@ import datetime as dt
 from typing import cast
 from urllib.parse import urlsplit
 
-from sqlalchemy import Table, func, select
+from sqlalchemy import Table, false, func, or_, select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -95,12 +96,12 @@ async def login(request: Request) -> Response:
     login_name = str(form.get("email") or "").strip()
     password = str(form.get("password") or "")
     remote = remote_of(request)
-    if await blocking(_too_many_failures, ctx, login_name):
+    if await blocking(_too_many_failures, ctx, login_name, remote):
         ctx.metrics.refusals.labels("login_throttled").inc()
         return _form(
             request,
             target,
-            f"Too many failed sign-ins for {login_name}. Wait 15 minutes, or ask an"
+            f"Too many failed sign-ins for {login_name}, or from here. Wait 15 minutes, or ask an"
             " administrator to reset the password (gatekeeper users set-password).",
             429,
         )
@@ -136,15 +137,17 @@ async def logout(request: Request, viewer: Viewer, _form: FormData) -> Response:
     return response
 
 
-def _too_many_failures(ctx: WebContext, login_name: str) -> bool:
+def _too_many_failures(ctx: WebContext, login_name: str, remote: str | None) -> bool:
+    for_login = AUDIT.c.details["login"].as_string() == email_key(login_name)[:254]
+    from_client = AUDIT.c.remote == remote if remote else false()
     with ctx.engine.connect() as conn:
-        failures = conn.execute(
-            select(func.count())
+        by_login, by_client = conn.execute(
+            select(func.count().filter(for_login), func.count().filter(from_client))
             .select_from(AUDIT)
             .where(
                 AUDIT.c.action == FAILED,
                 AUDIT.c.at >= now() - FAILURE_WINDOW,
-                AUDIT.c.details["login"].as_string() == email_key(login_name)[:254],
+                or_(for_login, from_client),
             )
-        ).scalar_one()
-    return bool(failures >= MAX_FAILURES)
+        ).one()
+    return bool(by_login >= MAX_FAILURES or by_client >= MAX_FAILURES)
