@@ -216,16 +216,7 @@ class HeldQueue:
                 checker=who.name,
                 note=note,
             )
-            enqueue(
-                conn,
-                kind=OutboundKind.NOTICE,
-                mail_from="",
-                recipients=[item.sender],
-                lifetime=self.lifetime,
-                item_id=item.id,
-                raw=notice,
-                quarantine=self.quarantine,
-            )
+            self._notify_sender(conn, item, notice)
 
         return self._decide(
             ref,

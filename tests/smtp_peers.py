@@ -21,6 +21,7 @@ import ssl
 import subprocess
 import tempfile
 import time
+import urllib.request
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -397,6 +398,62 @@ postlog   unix-dgram n - n - 1 postlogd
 
 
 # -- the relay ------------------------------------------------------------------------------
+
+
+class WebProcess:
+    """`gatekeeper web` as a real subprocess, configured through its environment."""
+
+    def __init__(self, world: World, name: str = "web-test", **settings: Any) -> None:
+        self.world = world
+        self.port = free_port()
+        self.log_path = world.folder / f"{name}-{self.port}.log"
+        values: dict[str, Any] = {
+            "database_url": world.database_url,
+            "web_host": "127.0.0.1",
+            "web_port": self.port,
+            "web_sweep_seconds": 0,
+            "internal_domains": "gatekeeper.example",
+            "node_name": name,
+            **settings,
+        }
+        base = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+        self.env = {
+            **base,
+            "GATEKEEPER_DATA_DIR": str(world.folder / "data"),
+            **{f"GATEKEEPER_{k.upper()}": str(v) for k, v in values.items()},
+        }
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> WebProcess:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [*gatekeeper_command(), "web"], env=self.env, stdout=log, stderr=log
+        )
+
+        def healthy() -> bool:
+            assert self.process is not None
+            if self.process.poll() is not None:
+                raise AssertionError(f"the web app exited:\n{self.log()}")
+            if not port_open(self.port):
+                return False
+            with urllib.request.urlopen(f"{self.url}/healthz", timeout=10) as answer:
+                return bool(answer.status == 200)
+
+        wait_for(healthy, "the web app to answer /healthz", 120)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(60)
 
 
 class RelayProcess:

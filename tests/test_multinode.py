@@ -11,7 +11,6 @@ one when a relay does not answer. PostgreSQL only: several nodes need a shared s
 from __future__ import annotations
 
 import json
-import os
 import queue
 import re
 import smtplib
@@ -35,7 +34,7 @@ from gatekeeper.smtp.selfsigned import write_self_signed
 from gatekeeper.store.correspondence import HumanDecision, Item, OutboundMessage
 from gatekeeper.store.models import StaffRole, StaffUser
 from gatekeeper.store.staff import set_password
-from tests.conftest import REPO, gatekeeper_command, need_program
+from tests.conftest import REPO, need_program
 from tests.smtp_peers import (
     PASSWORD,
     TRUSTED_SOURCE,
@@ -43,10 +42,9 @@ from tests.smtp_peers import (
     Person,
     RelayProcess,
     SmtpSink,
+    WebProcess,
     World,
     email,
-    free_port,
-    port_open,
     ref_of,
     store_url,
     wait_for,
@@ -88,56 +86,12 @@ def second_checker(world: World) -> Person:
 # -- the web nodes ----------------------------------------------------------------------------
 
 
-class WebNode:
-    """`gatekeeper web` as a real subprocess on its own port, configured by its environment."""
+class WebNode(WebProcess):
+    """`gatekeeper web` as one of several nodes: the register syncs on both at once."""
 
     def __init__(self, world: World, name: str) -> None:
-        self.port = free_port()
-        self.log_path = world.folder / f"web-{name}.log"
-        values = {
-            "database_url": world.database_url,
-            "web_host": "127.0.0.1",
-            "web_port": self.port,
-            "web_sweep_seconds": 0,  # canaries would add held items of their own
-            "register_sync_seconds": 2,  # both nodes sync at once, as in production
-            "internal_domains": "gatekeeper.example",
-            "node_name": name,
-            "log_level": "WARNING",
-        }
-        base = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-        self.env = {
-            **base,
-            "GATEKEEPER_DATA_DIR": str(world.folder / "data"),
-            **{f"GATEKEEPER_{k.upper()}": str(v) for k, v in values.items()},
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> WebNode:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [*gatekeeper_command(), "web"], env=self.env, stdout=log, stderr=log
-        )
-
-        def ready() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"the web node exited:\n{self.log()}")
-            return port_open(self.port)
-
-        wait_for(ready, "the web node to listen", 120)
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            self.process.wait(60)
+        # both nodes sync the register at once, as in production (sweeps stay off: canaries)
+        super().__init__(world, name, register_sync_seconds=2, log_level="WARNING")
 
     def signed_in(self, person: Person) -> httpx.Client:
         client = httpx.Client(base_url=self.url, follow_redirects=False, timeout=120)

@@ -11,25 +11,20 @@ from __future__ import annotations
 
 import contextlib
 import http.server
-import os
-import signal
-import subprocess
 import threading
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, gatekeeper_command, need_program
+from tests.conftest import REPO, need_program
 from tests.smtp_peers import (
     RelayProcess,
     SmtpSink,
+    WebProcess,
     World,
     email,
-    free_port,
-    port_open,
     ref_of,
     store_url,
     wait_for,
@@ -46,61 +41,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-
-
-class WebProcess:
-    """`gatekeeper web` as a real subprocess, configured through its environment."""
-
-    def __init__(self, world: World) -> None:
-        self.world = world
-        self.port = free_port()
-        self.log_path = world.folder / f"web-{self.port}.log"
-        values: dict[str, Any] = {
-            "database_url": world.database_url,
-            "web_host": "127.0.0.1",
-            "web_port": self.port,
-            "web_sweep_seconds": 0,
-            "internal_domains": "gatekeeper.example",
-            "node_name": "web-test",
-        }
-        base = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-        self.env = {
-            **base,
-            "GATEKEEPER_DATA_DIR": str(world.folder / "data"),
-            **{f"GATEKEEPER_{k.upper()}": str(v) for k, v in values.items()},
-        }
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> WebProcess:
-        log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [*gatekeeper_command(), "web"], env=self.env, stdout=log, stderr=log
-        )
-
-        def healthy() -> bool:
-            assert self.process is not None
-            if self.process.poll() is not None:
-                raise AssertionError(f"the web app exited:\n{self.log()}")
-            if not port_open(self.port):
-                return False
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=10) as answer:
-                return bool(answer.status == 200)
-
-        wait_for(healthy, "the web app to answer /healthz", 120)
-        return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
 
 
 class CountingServer:
