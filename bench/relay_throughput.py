@@ -251,6 +251,19 @@ def cpu_seconds(pid: int) -> dict[str, float]:
     return {"main": of(pid), **{f"child-{c}": of(int(c)) for c in children}}
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the whole machine so far, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle and iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_share(before: tuple[int, int]) -> float:
+    """The share of all cores busy since `before` (1.0: every core, all the time)."""
+    busy, total = machine_ticks()
+    return (busy - before[0]) / max(1, total - before[1])
+
+
 def queue_depth(url: str) -> int:
     from sqlalchemy import create_engine, text
 
@@ -351,13 +364,17 @@ def measure(
     print(f"\nthroughput: smtp-source, {SESSIONS} sessions, {args.messages} messages", flush=True)
     found: dict[str, Any] = {}
     before = cpu_seconds(proxy.pid)["main"]
+    machine = machine_ticks()
     found["proxy_seconds"] = smtp_source(ports["proxy"], args.messages, message_file, sender, to)
+    found["proxy_busy"] = busy_share(machine)
     found["proxy_cpu"] = cpu_seconds(proxy.pid)["main"] - before
     relay_cpu = cpu_seconds(relay.pid)
+    machine = machine_ticks()
     found["accepted_seconds"] = smtp_source(ports["relay"], args.messages, message_file, sender, to)
     started = time.perf_counter() - found["accepted_seconds"]
     drain(url)
     found["relay_seconds"] = time.perf_counter() - started
+    found["relay_busy"] = busy_share(machine)
     after = cpu_seconds(relay.pid)
     found["relay_main_cpu"] = after["main"] - relay_cpu["main"]
     # The gate workers (the resource tracker's share is negligible).
@@ -416,6 +433,11 @@ def summarise(
         "relay_msgs_per_s_delivered": round(relay_rate, 1),
         "ratio": round(relay_rate / proxy_rate, 3),
         "relay_internal_msgs_per_s": round(n / found["machinery_seconds"], 1),
+        # Whether a side was held back by the machine's cores or by waiting (1.0: all busy).
+        "machine_busy": {
+            "proxy": round(found["proxy_busy"], 2),
+            "relay": round(found["relay_busy"], 2),
+        },
         "ratio_without_analysis": round(n / found["machinery_seconds"] / proxy_rate, 3),
         "latency_ms": latency,
         "latency_added_ms": {
@@ -468,6 +490,11 @@ def report(results: dict[str, Any]) -> None:
     print(
         f"CPU per message     : proxy {cpu['proxy']} ms; relay {cpu['relay_main_process']} ms"
         f" (SMTP, store, queue, delivery) + {cpu['relay_gate_workers']} ms (gate workers)"
+    )
+    busy = results["machine_busy"]
+    print(
+        f"cores busy          : {busy['proxy']:.0%} under the proxy's load,"
+        f" {busy['relay']:.0%} under the relay's (all cores, every process)"
     )
     print("where the relay's time goes (mean ms per message, by stage):")
     for stage, ms in results["stage_ms"].items():

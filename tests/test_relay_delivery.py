@@ -88,6 +88,77 @@ def test_mail_waits_in_the_queue_while_the_upstream_is_down_and_goes_when_it_ret
         assert relay.stop() == 0, relay.log()
 
 
+def test_a_message_after_the_upstream_restarted_goes_at_once_on_a_new_connection(
+    world: World,
+) -> None:
+    """The relay reuses its upstream connection without checking it first; one that died
+    since is replaced for the next message, which is not put off to a retry."""
+    sink = SmtpSink().start()
+    relay = RelayProcess(world, sink.port, retry_delay=600, upstream_connections=1).start()
+    try:
+        raw, recipients = letter(world, "Before the restart", [])
+        code, reply = relay.submit(world.sender, raw, recipients)
+        assert code == 250, reply
+        first = ref_of(reply)
+        wait_for(lambda: world.outbound(first)[0].state == "delivered", "the first delivery")
+        sink.stop()  # the open connection dies with it
+        sink = SmtpSink(sink.port).start()
+        raw, recipients = letter(world, "After the restart", [])
+        code, reply = relay.submit(world.sender, raw, recipients)
+        assert code == 250, reply
+        second = ref_of(reply)
+        arrived = wait_for(
+            lambda: [m for m in sink.messages() if m.decision_ref == second], "the second delivery"
+        )
+        assert len(arrived) == 1
+        row = wait_for(
+            lambda: next((r for r in world.outbound(second) if r.state == "delivered"), None),
+            "the delivery recorded",
+        )
+        assert row.attempts == 1  # no failed attempt first
+    finally:
+        assert relay.stop() == 0, relay.log()
+        sink.stop()
+
+
+def test_released_mail_a_stopping_relay_still_had_in_hand_is_sent_by_another_node(
+    world: World,
+) -> None:
+    """Released mail goes from the intake straight to a delivery worker; what no worker
+    took before the relay stopped is put back in the queue, for any node at once."""
+    slow = SmtpSink(options=["-W", "data:5"]).start()  # each message takes 5 s
+    fast = SmtpSink().start()
+    relay = RelayProcess(world, slow.port, upstream_connections=1).start()
+    try:
+        refs = []
+        for n in range(4):
+            raw, recipients = letter(world, f"In hand {n}", [])
+            code, reply = relay.submit(world.sender, raw, recipients)
+            assert code == 250, reply
+            refs.append(ref_of(reply))
+        assert relay.stop() == 0, relay.log()
+        states = {ref: [(r.state, r.attempts) for r in world.outbound(ref)] for ref in refs}
+        waiting = [ref for ref, rows in states.items() if rows == [("queued", 0)]]
+        assert waiting, states  # put back untried, not left leased to the stopped node
+        assert all(rows in ([("queued", 0)], [("delivered", 1)]) for rows in states.values())
+
+        other = RelayProcess(world, fast.port, node_name="relay-other").start()
+        try:
+            for ref in waiting:
+                arrived = wait_for(
+                    lambda ref=ref: [m for m in fast.messages() if m.decision_ref == ref], ref
+                )
+                assert len(arrived) == 1
+        finally:
+            assert other.stop() == 0, other.log()
+        sent = [m.decision_ref for m in [*slow.messages(), *fast.messages()]]
+        assert sorted(sent) == sorted(refs)  # each once
+    finally:
+        relay.stop()
+        slow.stop()
+        fast.stop()
+
+
 def test_a_refused_recipient_fails_alone_and_the_sender_hears_of_it(
     world: World, postfix: PrivatePostfix, sink: SmtpSink
 ) -> None:

@@ -1,14 +1,16 @@
-"""Intake: a message is on disk before anything else happens, then the gate decides.
+"""Intake: a message is on disk before it gets a reply, and the gate decides what the reply is.
 
 On the end of DATA the raw bytes are written durably (item + content, one
-transaction), the gate runs in a worker process under a time limit, and the
-decision is written, with the outbound rows or the sender's notice, in a second
-transaction, before the reply goes back. So a `250` always means "stored, and
-delivered, queued or held": a crash at any point never loses an accepted message.
+transaction) while the gate checks them in a worker process under a time limit.
+Once both are done the decision is written, with the outbound rows or the
+sender's notice, in a second transaction, before the reply goes back. So a `250`
+always means "stored, and delivered, queued or held": a crash at any point never
+loses an accepted message.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
 import logging
@@ -24,11 +26,18 @@ from gatekeeper.config import Settings
 from gatekeeper.decision import Decision, Verdict
 from gatekeeper.quarantine import Quarantine
 from gatekeeper.smtp import status
-from gatekeeper.smtp.gatepool import GatePool, GateRequest, GateUnavailable
+from gatekeeper.smtp.gatepool import GateOutcome, GatePool, GateRequest, GateUnavailable
 from gatekeeper.smtp.headers import HeaderFacts
 from gatekeeper.smtp.metrics import RelayMetrics
 from gatekeeper.smtp.notices import NoticeWriter
-from gatekeeper.smtp.outbound import Doorbell, enqueue, record_audit
+from gatekeeper.smtp.outbound import (
+    Doorbell,
+    Handoff,
+    ItemForDelivery,
+    OutboundQueue,
+    enqueue,
+    record_audit,
+)
 from gatekeeper.smtp.writer import StoreWriter
 from gatekeeper.store.correspondence import Item, ItemContent, ItemState, OutboundKind
 from gatekeeper.store.models import utcnow
@@ -135,8 +144,10 @@ class Intake:
         metrics: RelayMetrics,
         writer: StoreWriter,
         wake: Doorbell,
+        queue: OutboundQueue,
     ) -> None:
         self.engine = engine
+        self.queue = queue
         self.settings = settings
         self.node = node
         self.gates = gates
@@ -151,33 +162,47 @@ class Intake:
     async def receive(self, submission: Submission) -> str:
         """Store, check and decide one message; returns the SMTP reply."""
         started = time.perf_counter()
+        # The gate needs only the bytes, so it checks them while they are being written:
+        # the reply still waits for both, so a 250 still follows the durable write.
+        request = GateRequest(submission.raw, submission.sender, submission.rcpt_tos)
+        checking = asyncio.ensure_future(self._checked(request))
         try:
-            item_id, ref = await self._accept(submission)
+            item_id, ref, received_at = await self._accept(submission)
         except Exception:
             log.exception("could not store a message")
             self.metrics.messages.labels("store_error").inc()
+            # Never cancelled: a worker stopped mid-answer would hand its reply to the next.
+            await asyncio.wait([checking])
+            if not checking.cancelled():
+                checking.exception()  # seen, so asyncio does not report it as lost
             return status.STORE_UNAVAILABLE
         stored = time.perf_counter()
         self.metrics.stages.labels("store").observe(stored - started)
-        request = GateRequest(submission.raw, submission.sender, submission.rcpt_tos)
         try:
-            outcome = await self.gates.check(request, self.settings.gate_timeout)
+            outcome, checked = await checking
         except GateUnavailable as exc:
             await self.writer.write(self._defer, item_id, ref, submission, str(exc))
             self.metrics.messages.labels("deferred").inc()
             log.warning("gate gave no decision: %s", exc, extra={"ref": ref})
             return status.reply(status.GATE_UNAVAILABLE, reason=str(exc))
-        checked = time.perf_counter()
         for stage, seconds in outcome.stages.items():
             self.metrics.stages.labels(stage).observe(seconds)
+        # Waiting for a free worker (and the pipe); the write ran alongside.
         self.metrics.stages.labels("wait").observe(
-            max(0.0, checked - stored - sum(outcome.stages.values()))
+            max(0.0, checked - started - sum(outcome.stages.values()))
         )
+        checked = max(checked, stored)
         decision = outcome.decision
         try:
             notice = self._notice(ref, submission, decision)
-            await self.writer.write(
-                self._decide, item_id, ref, sub=submission, decision=decision, notice=notice
+            handoff = await self.writer.write(
+                self._decide,
+                item_id,
+                ref,
+                sub=submission,
+                decision=decision,
+                notice=notice,
+                received_at=received_at,
             )
         except Exception:
             log.exception("could not store a decision", extra={"ref": ref})
@@ -187,7 +212,9 @@ class Intake:
         self.metrics.stages.labels("decide").observe(finished - checked)
         self.metrics.latency.observe(finished - started)
         self.metrics.messages.labels(decision.verdict.value).inc()
-        if decision.verdict is Verdict.RELEASE:
+        if handoff is not None:
+            self.wake.hand(handoff)
+        elif decision.verdict is Verdict.RELEASE:
             self.wake.set()
         log.info(
             "decided",
@@ -201,19 +228,29 @@ class Intake:
         )
         return _reply(decision, ref)
 
-    async def _accept(self, submission: Submission) -> tuple[int, str]:
-        """Write the item and its bytes durably; returns (item id, ref)."""
+    async def _checked(self, request: GateRequest) -> tuple[GateOutcome, float]:
+        """The gate's outcome, and when it came."""
+        outcome = await self.gates.check(request, self.settings.gate_timeout)
+        return outcome, time.perf_counter()
+
+    async def _accept(self, submission: Submission) -> tuple[int, str, dt.datetime]:
+        """Write the item and its bytes durably; returns (item id, ref, when received)."""
         digest = hashlib.sha256(submission.raw).hexdigest()
         for _ in range(5):
             ref = new_ref()
+            received_at = utcnow()
             try:
-                item_id = await self.writer.write(self._insert, submission, ref, digest)
+                item_id = await self.writer.write(
+                    self._insert, submission, ref, digest, received_at
+                )
             except IntegrityError:
                 continue  # a ref already taken (1 in a trillion): draw another
-            return item_id, ref
+            return item_id, ref, received_at
         raise RuntimeError("could not draw an unused ref")
 
-    def _insert(self, conn: Connection, sub: Submission, ref: str, digest: str) -> int:
+    def _insert(
+        self, conn: Connection, sub: Submission, ref: str, digest: str, received_at: dt.datetime
+    ) -> int:
         item_id: int = conn.execute(
             _INSERT_ITEM,
             {
@@ -232,7 +269,7 @@ class Intake:
                 "message_id": sub.headers.message_id,
                 "size": len(sub.raw),
                 "sha256": digest,
-                "received_at": utcnow(),
+                "received_at": received_at,
                 "node": self.node,
             },
         ).scalar_one()
@@ -248,7 +285,10 @@ class Intake:
         sub: Submission,
         decision: Decision,
         notice: bytes | None,
-    ) -> None:
+        received_at: dt.datetime,
+    ) -> Handoff | None:
+        """Write the decision and what follows from it; a released item's delivery rows
+        come back leased to this node, for a delivery worker to take in hand."""
         state = _STATE_OF[decision.verdict]
         findings = [f.as_json() for f in decision.findings]
         enforced = decision.enforced_verdict or decision.verdict
@@ -267,15 +307,19 @@ class Intake:
                 "decided_at": utcnow(),
             },
         )
+        handoff = None
         if state is ItemState.RELEASED:
-            enqueue(
-                conn,
-                kind=OutboundKind.ITEM,
-                mail_from=sub.mail_from,
-                recipients=sub.rcpt_tos,
-                lifetime=self.lifetime,
-                item_id=item_id,
+            item = ItemForDelivery(
+                item_id,
+                ref,
+                state.value,
+                sub.headers.subject,
+                sub.envelope(),
+                received_at,
+                self.node,
+                sub.raw,
             )
+            handoff = self.queue.hand_over(conn, item, sub.mail_from, sub.rcpt_tos)
         if notice is not None:
             enqueue(
                 conn,
@@ -295,6 +339,7 @@ class Intake:
             remote=sub.client.address,
             details={"ref": ref, "checks": [f["check"] for f in findings]},
         )
+        return handoff
 
     def _notice(self, ref: str, sub: Submission, decision: Decision) -> bytes | None:
         """The sender's notice for a held or blocked message (written before the commit)."""

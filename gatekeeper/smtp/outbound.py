@@ -11,6 +11,11 @@ message's result as soon as the upstream answers; one that dies mid-delivery
 leaves leased rows that any node takes over once the lease runs out (its own at
 once, on restart). Only a message the upstream had just accepted, its result not
 yet committed, may then leave twice: the at-least-once window SMTP itself has.
+
+A message the relay releases as it arrives is written already leased to its node
+and handed straight to a delivery worker (`Handoff`), which saves a claim and a
+read of what the relay has in hand; one that waits in hand too long is put back
+for any node to claim.
 """
 
 from __future__ import annotations
@@ -79,6 +84,10 @@ MAX_RETRY_DELAY = 3600.0
 # An idle upstream connection is closed after this long, so the upstream is not hogged.
 IDLE_CLOSE_SECONDS = 30.0
 UPSTREAM_TIMEOUT = 120.0
+# A connection that finished a transaction this recently is used again without an RSET
+# round trip first (every transaction ends clean); if it died meanwhile, the message is
+# sent once more on a new one.
+TRUST_RECENT_SECONDS = 5.0
 
 T = TypeVar("T")
 
@@ -86,11 +95,30 @@ T = TypeVar("T")
 class Doorbell:
     """What wakes the delivery workers: `set()` one idle worker (a released message needs
     one claim, not one by every worker at once), `set_all()` every one (to stop). A ring
-    while every worker is busy is kept for the next to come idle."""
+    while every worker is busy is kept for the next to come idle. `hand()` leaves a
+    message the intake released for the next worker to `take()`, and rings."""
 
     def __init__(self) -> None:
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._rung = False
+        self._handed: deque[Handoff] = deque()
+
+    def hand(self, handoff: Handoff) -> None:
+        self._handed.append(handoff)
+        self.set()
+
+    def take(self) -> Handoff | None:
+        return self._handed.popleft() if self._handed else None
+
+    def pending(self) -> bool:
+        """Whether a hand-over waits for a worker."""
+        return bool(self._handed)
+
+    def left(self) -> list[Handoff]:
+        """Every hand-over no worker took (a stopping relay gives them back)."""
+        handed = list(self._handed)
+        self._handed.clear()
+        return handed
 
     def set(self) -> None:
         while self._waiting:
@@ -129,6 +157,7 @@ def aware(moment: dt.datetime) -> dt.datetime:
 
 
 _INSERT_OUTBOUND = insert(OUTBOUND)
+_INSERT_LEASED = insert(OUTBOUND).returning(OUTBOUND.c.id, sort_by_parameter_order=True)
 
 
 def enqueue(
@@ -207,6 +236,17 @@ class ItemForDelivery:
     def header_block(self) -> bytes:
         end = self.raw.find(b"\r\n\r\n")
         return self.raw[: end + 2] if end >= 0 else self.raw[:8192]
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """Rows written leased to this node, with what sending them needs, so that a worker
+    sends them without claiming and reading them back."""
+
+    token: str
+    deliveries: list[Delivery]
+    items: dict[int, ItemForDelivery]
+    leased_at: float  # this node's monotonic clock when the lease was written
 
 
 @dataclass(frozen=True)
@@ -353,10 +393,48 @@ class OutboundQueue:
         )
         return result.rowcount
 
+    def _token(self) -> str:
+        return f"{self.node}/{uuid.uuid4().hex[:12]}"
+
+    def hand_over(
+        self, conn: Connection, item: ItemForDelivery, mail_from: str, recipients: Sequence[str]
+    ) -> Handoff | None:
+        """Queue an item for `recipients` in the caller's transaction, the rows leased to
+        this node as a claim would lease them, for a worker to take in hand."""
+        if not recipients:
+            return None
+        leased_at = time.monotonic()
+        now = utcnow()
+        token = self._token()
+        expires = now + self.lifetime
+        rows = [
+            {
+                "item_id": item.id,
+                "kind": OutboundKind.ITEM.value,
+                "mail_from": mail_from,
+                "recipient": recipient,
+                "raw": None,
+                "key_id": None,
+                "state": OutboundState.SENDING.value,
+                "attempts": 1,
+                "next_attempt_at": now,
+                "expires_at": expires,
+                "lease_owner": token,
+                "lease_until": now + self.lease,
+            }
+            for recipient in recipients
+        ]
+        ids = conn.execute(_INSERT_LEASED, rows).scalars().all()
+        deliveries = [
+            Delivery(i, item.id, OutboundKind.ITEM.value, mail_from, r, None, 1, expires)
+            for i, r in zip(ids, recipients, strict=True)
+        ]
+        return Handoff(token, deliveries, {item.id: item}, leased_at)
+
     def claim(self, conn: Connection, limit: int = BATCH) -> tuple[str, list[Delivery]]:
         """Lease up to `limit` due rows to a new token; returns (token, rows)."""
         now = utcnow()
-        token = f"{self.node}/{uuid.uuid4().hex[:12]}"
+        token = self._token()
         params = {"now": now, "token": token, "lease_until": now + self.lease, "limit": limit}
         rows = conn.execute(_CLAIM, params).all()
         deliveries = [
@@ -561,17 +639,20 @@ class UpstreamClient:
             raise
         return smtp
 
-    def _connection(self) -> smtplib.SMTP:
+    def _connection(self) -> tuple[smtplib.SMTP, bool]:
+        """An open connection, and whether it is a recent one used again unchecked."""
         if self.smtp is not None:
+            if time.monotonic() - self.last_used < TRUST_RECENT_SECONDS:
+                return self.smtp, True
             try:
                 code, _ = self.smtp.rset()
                 if code == 250:
-                    return self.smtp
+                    return self.smtp, False
             except (smtplib.SMTPException, OSError):
                 pass
             self.close()
         self.smtp = self._open()
-        return self.smtp
+        return self.smtp, False
 
     def send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> dict[str, Reply]:
         """Each recipient's reply; raises `UpstreamUnavailable` when no transaction completed."""
@@ -587,7 +668,7 @@ class UpstreamClient:
             self.last_used = time.monotonic()
 
     def _send(self, mail_from: str, recipients: Sequence[str], data: bytes) -> dict[str, Reply]:
-        smtp = self._connection()
+        smtp, unchecked = self._connection()
         options: list[str] = []
         if not (mail_from.isascii() and all(r.isascii() for r in recipients)):
             if not smtp.has_extn("smtputf8"):
@@ -596,7 +677,16 @@ class UpstreamClient:
             options.append("SMTPUTF8")
         if not data.isascii() and smtp.has_extn("8bitmime"):
             options.append("BODY=8BITMIME")
-        code, text = smtp.mail(mail_from, options)
+        try:
+            code, text = smtp.mail(mail_from, options)
+        except (smtplib.SMTPServerDisconnected, OSError):
+            if not unchecked:
+                raise
+            code = 421
+        if code == 421 and unchecked:  # it had closed (or was closing) the connection
+            self.close()
+            smtp = self.smtp = self._open()
+            code, text = smtp.mail(mail_from, options)
         if code != 250:
             smtp.rset()
             return dict.fromkeys(recipients, Reply(code, _text(text)))
@@ -678,10 +768,10 @@ class Lease:
     left, so it has stopped before any other node may take the rows over.
     """
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, since: float | None = None) -> None:
         self.seconds = seconds
         self.lost = False
-        self._until = time.monotonic() + seconds
+        self._until = (time.monotonic() if since is None else since) + seconds
 
     def renewed(self, asked_at: float) -> None:
         self._until = asked_at + self.seconds
@@ -712,6 +802,7 @@ class DeliveryWorker:
         # The connection is used from one thread only: smtplib is not thread-safe.
         self.thread = ThreadPoolExecutor(1, thread_name_prefix=f"upstream-{number}")
         self.stopping = False
+        self._claim_due = 0.0  # monotonic time of this worker's next claim from the store
 
     async def _in(self, executor: Executor, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(executor, call, *args)
@@ -735,10 +826,22 @@ class DeliveryWorker:
         the whole batch: a node killed mid-batch leaves to the others, to be sent again,
         only what it had on the wire or not yet recorded, not every message it had sent.
         """
-        lease = Lease(self.queue.lease.total_seconds())
-        token, deliveries, items = await self.writer.write(self.queue.claim_items)
-        if not deliveries:
-            return False
+        seconds = self.queue.lease.total_seconds()
+        handoff = self.wake.take() if time.monotonic() < self._claim_due else None
+        if handoff is not None:
+            lease = Lease(seconds, since=handoff.leased_at)
+            if not lease.held():  # it waited in hand too long: any node may claim it now
+                await self.writer.write(self.queue.release, handoff.token)
+                return True
+            token, deliveries, items = handoff.token, handoff.deliveries, handoff.items
+        else:
+            # Claims come at least every POLL_SECONDS, whatever is handed over meanwhile:
+            # approved and retried mail waits in the store, not in hand.
+            self._claim_due = time.monotonic() + POLL_SECONDS
+            lease = Lease(seconds)
+            token, deliveries, items = await self.writer.write(self.queue.claim_items)
+            if not deliveries:
+                return self.wake.pending()
         recorded: list[Future[dict[str, int]]] = []
 
         def settle(results: list[Result]) -> None:  # called from the upstream thread

@@ -116,6 +116,7 @@ class Relay:
         self.handler: RelayHandler | None = None
         self.engine: Engine | None = None
         self.writer: StoreWriter | None = None
+        self.queue: OutboundQueue | None = None
 
     @property
     def port(self) -> int:
@@ -142,7 +143,9 @@ class Relay:
             metrics=self.metrics,
             writer=writer,
             wake=self.wake,
+            queue=queue,
         )
+        self.queue = queue
         # Before taking back this node's work: no other live process may be this node.
         self.node_lock = NodeLock(engine, self.node)
         await loop.run_in_executor(self.store, self.node_lock.acquire)
@@ -283,6 +286,7 @@ class Relay:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._give_back()
         if self._health is not None:
             await self._health.close()
         if self.gates is not None:
@@ -295,6 +299,17 @@ class Relay:
         if self.engine is not None:
             self.engine.dispose()
         log.info("relay stopped")
+
+    async def _give_back(self) -> None:
+        """Released messages no worker took in hand: their rows are put back, for any node
+        to claim at once (after a crash, this node's restart or the lease's end does it)."""
+        if self.writer is None or self.queue is None:
+            return
+        for handoff in self.wake.left():
+            try:
+                await self.writer.write(self.queue.release, handoff.token)
+            except Exception:
+                log.exception("could not put back a delivery; its lease will run out")
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT."""

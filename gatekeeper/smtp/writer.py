@@ -5,7 +5,9 @@ disk (an fsync). Committing each session's write alone makes every message pay
 for its own fsync, in turn, behind SQLite's single write lock. Here writes
 queue up while the previous group is being committed, and go to disk together:
 one fsync for all of them, no lock contention inside the process. A group that
-fails is retried job by job, so one bad write never fails the others.
+fails is retried job by job, so one bad write never fails the others. The thread
+keeps one connection open (a pool checkout and reset per group cost as much as
+the writes themselves) and opens another after any failure.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ class StoreWriter:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._conn: Connection | None = None  # used by the writer thread only
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self._thread.start()
         self.groups = 0
@@ -68,27 +71,45 @@ class StoreWriter:
             if stopping:
                 return
 
+    def _connection(self) -> Connection:
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _drop_connection(self) -> None:
+        """After a failure: the connection may be broken, so the next write opens another."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                log.debug("closing a failed store connection", exc_info=True)
+            self._conn = None
+
+    def _transaction(self, jobs: list[_Job]) -> list[Any]:
+        conn = self._connection()
+        try:
+            with conn.begin():
+                return [job(conn) for job, _ in jobs]
+        except BaseException:
+            self._drop_connection()
+            raise
+
     def _commit(self, group: list[_Job]) -> None:
         self.groups += 1
         self.jobs += len(group)
         try:
-            with self.engine.begin() as conn:
-                results = [job(conn) for job, _ in group]
+            results = self._transaction(group)
         except Exception:
-            if len(group) == 1:
-                self._alone(group[0])
-            else:
-                for job in group:  # find the one that fails; the rest commit
-                    self._alone(job)
+            for job in group:  # find the one that fails; the rest commit
+                self._alone(job)
             return
         for (_, done), result in zip(group, results, strict=True):
             done.set_result(result)
 
     def _alone(self, job: _Job) -> None:
-        work, done = job
+        done = job[1]
         try:
-            with self.engine.begin() as conn:
-                result = work(conn)
+            (result,) = self._transaction([job])
         except Exception as exc:
             done.set_exception(exc)
         else:
@@ -98,3 +119,5 @@ class StoreWriter:
         """Commit what is queued, then stop the thread."""
         self._jobs.put(None)
         self._thread.join(60)
+        if not self._thread.is_alive():
+            self._drop_connection()
