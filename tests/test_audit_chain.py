@@ -15,7 +15,7 @@ from alembic import command
 from sqlalchemy import Engine, delete, func, insert, select, text, update
 
 from gatekeeper.audit import record_audit
-from gatekeeper.audit.chain import event_hash
+from gatekeeper.audit.chain import deferred_audit, event_hash
 from gatekeeper.gate import Gate
 from gatekeeper.register.retention import PURGE_ACTION, purge
 from gatekeeper.store import create_store_engine
@@ -251,10 +251,16 @@ EACH = 40
 
 
 def test_concurrent_writers_leave_one_intact_chain(database_url: str, engine: Engine) -> None:
+    """Some write an event a transaction (the web pages), some a group chained at the end of
+    its transaction (the relay's group commit); together they make one chain."""
     spawn = multiprocessing.get_context("spawn")
     start = spawn.Barrier(WRITERS * THREADS)
     writers = [
-        spawn.Process(target=append_events, args=(database_url, w, THREADS, EACH, start))
+        spawn.Process(
+            target=append_events,
+            args=(database_url, w, THREADS, EACH, start),
+            kwargs={"group": 1 + 4 * (w % 2)},
+        )
         for w in range(WRITERS)
     ]
     for process in writers:
@@ -272,6 +278,34 @@ def test_concurrent_writers_leave_one_intact_chain(database_url: str, engine: En
         )
     assert seqs == list(range(1, total + 1))
     assert per_actor == {f"w{w}.{n}": EACH for w in range(WRITERS) for n in range(THREADS)}
+
+
+def test_events_held_back_for_a_group_vanish_with_its_failed_transaction(
+    database_url: str, engine: Engine
+) -> None:
+    with engine.begin() as conn:
+        record_audit(conn, "test.before")
+
+    class Failed(Exception):
+        pass
+
+    with pytest.raises(Failed), engine.begin() as conn, deferred_audit(conn):
+        record_audit(conn, "test.lost", details={"n": 1})
+        record_audit(conn, "test.lost", details={"n": 2})
+        raise Failed
+    with engine.begin() as conn, deferred_audit(conn):
+        for n in range(3):
+            record_audit(conn, "test.kept", details={"n": n})
+
+    assert intact(database_url)[0] == 4
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(AuditEvent.seq, AuditEvent.action, AuditEvent.details).order_by(AuditEvent.seq)
+        ).all()
+    assert [(r.seq, r.action) for r in rows] == [
+        (1, "test.before"), (2, "test.kept"), (3, "test.kept"), (4, "test.kept")
+    ]  # fmt: skip
+    assert [r.details for r in rows[1:]] == [{"n": 0}, {"n": 1}, {"n": 2}]  # in their order
 
 
 def test_an_old_store_is_chained_by_its_upgrade(database_url: str) -> None:

@@ -22,6 +22,8 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine
 
+from gatekeeper.audit.chain import deferred_audit
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -88,7 +90,9 @@ class StoreWriter:
     def _transaction(self, jobs: list[_Job]) -> list[Any]:
         conn = self._connection()
         try:
-            with conn.begin():
+            # The group's audit events are chained at its end: the chain's head is held
+            # for the commit alone, not from the group's first event on.
+            with conn.begin(), deferred_audit(conn):
                 return [job(conn) for job, _ in jobs]
         except BaseException:
             self._drop_connection()
