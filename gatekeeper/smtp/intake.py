@@ -203,6 +203,7 @@ class Intake:
                 decision=decision,
                 notice=notice,
                 received_at=received_at,
+                in_hand=self.wake.room(len(submission.raw)),
             )
         except Exception:
             log.exception("could not store a decision", extra={"ref": ref})
@@ -286,9 +287,11 @@ class Intake:
         decision: Decision,
         notice: bytes | None,
         received_at: dt.datetime,
+        in_hand: bool,
     ) -> Handoff | None:
-        """Write the decision and what follows from it; a released item's delivery rows
-        come back leased to this node, for a delivery worker to take in hand."""
+        """Write the decision and what follows from it. A released item's delivery rows come
+        back leased to this node, for a delivery worker to take in hand (`in_hand`), or wait
+        in the queue for a claim."""
         state = _STATE_OF[decision.verdict]
         findings = [f.as_json() for f in decision.findings]
         enforced = decision.enforced_verdict or decision.verdict
@@ -308,7 +311,16 @@ class Intake:
             },
         )
         handoff = None
-        if state is ItemState.RELEASED:
+        if state is ItemState.RELEASED and not in_hand:
+            enqueue(
+                conn,
+                kind=OutboundKind.ITEM,
+                mail_from=sub.mail_from,
+                recipients=sub.rcpt_tos,
+                lifetime=self.lifetime,
+                item_id=item_id,
+            )
+        elif state is ItemState.RELEASED:
             item = ItemForDelivery(
                 item_id,
                 ref,

@@ -88,6 +88,9 @@ UPSTREAM_TIMEOUT = 120.0
 # round trip first (every transaction ends clean); if it died meanwhile, the message is
 # sent once more on a new one.
 TRUST_RECENT_SECONDS = 5.0
+# Released messages waiting in hand for a delivery worker, at most (a slow upstream must
+# not pile them up in memory): past this, they wait in the store's queue instead.
+HAND_LIMIT_BYTES = 64 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -102,13 +105,23 @@ class Doorbell:
         self._waiting: deque[asyncio.Future[None]] = deque()
         self._rung = False
         self._handed: deque[Handoff] = deque()
+        self._handed_bytes = 0
+
+    def room(self, size: int) -> bool:
+        """Whether a released message of `size` bytes may wait in hand."""
+        return self._handed_bytes + size <= HAND_LIMIT_BYTES
 
     def hand(self, handoff: Handoff) -> None:
         self._handed.append(handoff)
+        self._handed_bytes += handoff.size
         self.set()
 
     def take(self) -> Handoff | None:
-        return self._handed.popleft() if self._handed else None
+        if not self._handed:
+            return None
+        handoff = self._handed.popleft()
+        self._handed_bytes -= handoff.size
+        return handoff
 
     def pending(self) -> bool:
         """Whether a hand-over waits for a worker."""
@@ -118,6 +131,7 @@ class Doorbell:
         """Every hand-over no worker took (a stopping relay gives them back)."""
         handed = list(self._handed)
         self._handed.clear()
+        self._handed_bytes = 0
         return handed
 
     def set(self) -> None:
@@ -247,6 +261,10 @@ class Handoff:
     deliveries: list[Delivery]
     items: dict[int, ItemForDelivery]
     leased_at: float  # this node's monotonic clock when the lease was written
+
+    @property
+    def size(self) -> int:
+        return sum(len(item.raw) for item in self.items.values())
 
 
 @dataclass(frozen=True)
