@@ -340,6 +340,19 @@ def test_the_ner_cache_gives_the_same_answer_again(analyzer: Analyzer) -> None:
     assert len(analyzer.ner_cache) == 1
 
 
+def test_a_long_running_gate_does_not_keep_every_new_word_it_reads(analyzer: Analyzer) -> None:
+    """The vocabulary is what spaCy keeps between items: without a memory zone it grew by
+    every unseen word of every message, gigabytes in a long fuzzing run."""
+    strings = analyzer.nlp.vocab.strings
+    analyzer.annotate(email("Warm Up with the words of Tuesday, Ellis and Hannah."))
+    before = len(strings)
+    for n in range(20):
+        words = " ".join(f"Zqx{n}w{i}q Vork{n}x{i}" for i in range(200))
+        annotations = annotate(analyzer, email(f"Dear Sam, {words}. Regards, Kim Ode{n}x"))
+        assert annotations.texts[BODY].startswith("Dear Sam")  # the item was read
+    assert len(strings) - before < 100  # 8 000 new words read; none kept
+
+
 # -- contact points -------------------------------------------------------------------------
 
 

@@ -161,10 +161,18 @@ class Analyzer:
         self._person_labels = frozenset(self.settings.person_labels)
         self._run_ner = any(name == "ner" for name in self.nlp.pipe_names)
         self.ner_cache = _NerCache(self.settings.ner_cache_size)
+        self._reading = threading.Lock()
 
     # -- the one entry point --------------------------------------------------------------
 
     def annotate(self, item: Item) -> Annotations:
+        # spaCy keeps every new word it meets (names, references, garbage) in its vocabulary
+        # for good, so a long-lived gate grew with each one: a memory zone drops them after
+        # the item. The zone is process-wide, so one item is read at a time.
+        with self._reading, self.nlp.memory_zone():
+            return self._annotate(item)
+
+    def _annotate(self, item: Item) -> Annotations:
         texts = self.texts(item)
         annotations = Annotations(texts=texts)
         mentions = annotations.mentions
