@@ -315,12 +315,15 @@ class Run:
     counts: dict[str, int] = field(default_factory=dict)
     failures: list[dict[str, Any]] = field(default_factory=list)
     slowest: list[tuple[float, str, int]] = field(default_factory=list)
+    slow_after: float = 5.0  # seconds: an input taking longer is counted as slow
+    slow: int = 0
     peak: float = 0.0
 
     def add(self, outcome: dict[str, Any]) -> None:
         self.counts[outcome["family"]] = self.counts.get(outcome["family"], 0) + 1
         self.peak = max(self.peak, outcome["rss_mb"])
         entry = (outcome["seconds"], outcome["family"], outcome["n"])
+        self.slow += outcome["seconds"] > self.slow_after
         self.slowest = sorted([*self.slowest, entry])[-5:]
         if "failure" in outcome:  # saved at once: a long run may be stopped
             self.failures.append(outcome)
@@ -355,7 +358,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     OUT.mkdir(parents=True, exist_ok=True)
     print(f"checking {args.inputs} inputs (Ctrl-C: stop and sum up) ...", flush=True)
-    run = Run()
+    run = Run(slow_after=args.slow)
     work = tasks(args.inputs, args.seed)
     with tempfile.TemporaryDirectory(prefix="gk-fuzz-") as tmp:
         url = prepare_store(Path(tmp))
@@ -382,11 +385,16 @@ def main() -> None:
             f"  {outcome['family']}-{outcome['n']}: {outcome['failure'].strip().splitlines()[-1]}"
         )
     print("slowest inputs: " + ", ".join(f"{f}-{n} {s:.2f} s" for s, f, n in reversed(slowest)))
-    over = [s for s in slowest if s[0] > args.slow]
-    print(f"inputs slower than {args.slow:.0f} s: {len(over)}; peak worker memory {peak:.0f} MB")
+    print(f"inputs slower than {args.slow:.0f} s: {run.slow}; peak worker memory {peak:.0f} MB")
     (OUT / "summary.json").write_text(
         json.dumps(
-            {"inputs": counts, "failures": len(failures), "seconds": seconds, "peak_rss_mb": peak},
+            {
+                "inputs": counts,
+                "failures": len(failures),
+                "seconds": seconds,
+                "slower_than_limit": run.slow,
+                "peak_rss_mb": peak,
+            },
             indent=2,
         )
     )
