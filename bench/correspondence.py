@@ -2706,8 +2706,11 @@ def display_name_mismatch(b: Builder) -> Item:
         b, case, [actual], reader=named if named.parental else None, thread=False
     )
     greetings = [f"Dear {named.first},", f"Hi {named.first},", f"Dear {named.name},"]
-    if named.surname.casefold() != actual.surname.casefold():
-        # "Dear Ms Webb" to Yasmin Webb greets her as well as Amelia Webb: no mistake to see.
+    # "Dear Ms Webb" to Yasmin Webb greets her as well as Amelia Webb, as it does Isaac
+    # Booth once his record says he was Isaac Webb: no mistake to see.
+    if named.surname.casefold() not in {
+        n.split()[-1].casefold() for n in (actual.name, *actual.other_names)
+    }:
         greetings.append(f"Dear {named.formal},")
     draft.body.greeting = rng.choice(greetings)
     if named.professional and rng.random() < 0.5:
