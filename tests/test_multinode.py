@@ -345,7 +345,11 @@ def test_a_relay_killed_under_load_leaves_its_queue_to_the_other(world: World) -
             thread.join(600)
         assert len(load.accepted) == CRASH_MESSAGES and killed_with < CRASH_MESSAGES
         accepted = {ref_of(reply) for reply in load.accepted.values()}
-        assert orphaned and set(orphaned.values()) <= accepted
+        # A message the killed relay had decided, but not yet answered, when it died: its
+        # client got no 250 and sent it again, and the decided copy leaves as well (the
+        # at-least-once window SMTP has on the way in). At most one a session.
+        unanswered = set(orphaned.values()) - accepted
+        assert orphaned and len(unanswered) <= SESSIONS
 
         wait_for(
             lambda: (
@@ -357,7 +361,10 @@ def test_a_relay_killed_under_load_leaves_its_queue_to_the_other(world: World) -
         )
         delivered = items_delivered(sink)
         per_ref = Counter(m.decision_ref for m in delivered)
-        assert set(per_ref) == accepted  # every message that got a 250, nothing else
+        assert set(per_ref) - unanswered == accepted  # every message that got a 250
+        subjects = {m.decision_ref: str(m.message["Subject"]) for m in delivered}
+        for ref in unanswered:  # ... whose client sent it again, and got a 250 for that
+            assert subjects[ref] in {subjects[r] for r in accepted}
         # At least once: only what the killed node had on the wire, or sent and not yet
         # recorded (one of each per upstream connection at most), may have left twice.
         twice = {ref for ref, n in per_ref.items() if n > 1}
