@@ -35,19 +35,17 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
 
 # The load, the upstream and the sample record as the throughput benchmark makes them.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from relay_throughput import (
     cpu_seconds,
     free_port,
@@ -56,38 +54,16 @@ from relay_throughput import (
     wait_port,
 )
 
+from tests.pg_schema import fresh_schema, with_app_name
+
 REPO = Path(__file__).resolve().parent.parent
+
 OUT = REPO / "bench" / "out" / "scaling.json"
 APP = "gatekeeper-bench"
 TICK = os.sysconf("SC_CLK_TCK")
 
 
 # -- the store ---------------------------------------------------------------------------------
-
-
-@contextmanager
-def fresh_schema(base: str) -> Iterator[str]:
-    """A schema of this run's own on the server `base` names, dropped afterwards."""
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
-
-
-def with_app_name(url: str, name: str) -> str:
-    """The URL with a PostgreSQL application_name, so its backends can be told apart."""
-    return (
-        make_url(url)
-        .update_query_dict({"application_name": name})
-        .render_as_string(hide_password=False)
-    )
 
 
 def waiting(engine: Engine) -> int:
@@ -437,7 +413,7 @@ def main() -> None:
     folder = Path(tempfile.mkdtemp(prefix="gatekeeper-scaling-"))
     folder.chmod(0o755)
     try:
-        with fresh_schema(args.db) as url:
+        with fresh_schema(args.db, "bench") as url:
             where = args.db.split("@")[-1]
             print(f"store: a fresh schema on {where}; {args.cases} cases", flush=True)
             rounds = measure(args, url, folder)

@@ -13,18 +13,17 @@ import os
 import shutil
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import Engine
 
 from gatekeeper.casebook import CaseIndex
 from gatekeeper.sample import SampleRecord
 from gatekeeper.store import open_store
 from gatekeeper.store.importer import import_cases, import_staff
+from tests.pg_schema import fresh_schema
 
 POSTGRES_URL = os.environ.get("GATEKEEPER_TEST_POSTGRES_URL", "")
 REQUIRE_PEERS = os.environ.get("GATEKEEPER_REQUIRE_PEERS") == "1"
@@ -71,17 +70,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         yield f"sqlite:///{tmp_path / 'gatekeeper.db'}"
         return
     need_peer(bool(POSTGRES_URL), "PostgreSQL (GATEKEEPER_TEST_POSTGRES_URL)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with fresh_schema(POSTGRES_URL) as url:
+        yield url
 
 
 @pytest.fixture

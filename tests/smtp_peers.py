@@ -22,7 +22,6 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from email import message_from_bytes
@@ -32,8 +31,8 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
 
 from gatekeeper.passwords import hash_password
 from gatekeeper.sample import SampleRecord
@@ -43,6 +42,7 @@ from gatekeeper.store.correspondence import Item, OutboundMessage
 from gatekeeper.store.importer import import_cases, import_staff
 from gatekeeper.store.staff import set_password
 from tests.conftest import POSTGRES_URL, gatekeeper_command, need_peer, need_program
+from tests.pg_schema import fresh_schema
 
 T = TypeVar("T")
 PASSWORD = "correct horse battery staple"
@@ -87,17 +87,19 @@ def store_url(kind: str, folder: Path) -> Iterator[str]:
         yield f"sqlite:///{folder / 'gatekeeper.db'}"
         return
     need_peer(bool(POSTGRES_URL), "PostgreSQL (GATEKEEPER_TEST_POSTGRES_URL)")
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = make_url(POSTGRES_URL).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-        admin.dispose()
+    with fresh_schema(POSTGRES_URL) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def prepared_world(kind: str, folder: Path) -> Iterator[World]:
+    """A `World` on a fresh store of `kind` ("sqlite" or "postgresql") in `folder`."""
+    with store_url(kind, folder) as url:
+        world = World.prepare(url, folder)
+        try:
+            yield world
+        finally:
+            world.engine.dispose()
 
 
 @dataclass(frozen=True)
@@ -400,7 +402,24 @@ postlog   unix-dgram n - n - 1 postlogd
 # -- the relay ------------------------------------------------------------------------------
 
 
-class WebProcess:
+class ServiceProcess:
+    """A long-running `gatekeeper` command as a real subprocess: its log, and a clean stop."""
+
+    log_path: Path
+    process: subprocess.Popen[bytes] | None
+    stop_seconds = 60.0  # how long SIGTERM may take
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self) -> int | None:
+        if self.process is None or self.process.poll() is not None:
+            return self.process.returncode if self.process else None
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(self.stop_seconds)
+
+
+class WebProcess(ServiceProcess):
     """`gatekeeper web` as a real subprocess, configured through its environment."""
 
     def __init__(self, world: World, name: str = "web-test", **settings: Any) -> None:
@@ -446,18 +465,11 @@ class WebProcess:
         wait_for(healthy, "the web app to answer /healthz", 120)
         return self
 
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
-    def stop(self) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(60)
-
-
-class RelayProcess:
+class RelayProcess(ServiceProcess):
     """`gatekeeper relay` as a real subprocess, configured through its environment."""
+
+    stop_seconds = 120.0  # messages in flight get their reply first
 
     def __init__(self, world: World, upstream_port: int, **settings: Any) -> None:
         self.world = world
@@ -504,15 +516,6 @@ class RelayProcess:
 
         wait_for(ready, "the relay to listen", 300)
         return self
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> int | None:
-        if self.process is None or self.process.poll() is not None:
-            return self.process.returncode if self.process else None
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(120)
 
     def kill(self) -> None:
         assert self.process is not None

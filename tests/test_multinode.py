@@ -45,8 +45,8 @@ from tests.smtp_peers import (
     WebProcess,
     World,
     email,
+    prepared_world,
     ref_of,
-    store_url,
     wait_for,
 )
 
@@ -62,11 +62,8 @@ _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp("multinode")
-    with store_url("postgresql", folder) as url:
-        prepared = World.prepare(url, folder)
-        yield prepared
-        prepared.engine.dispose()
+    with prepared_world("postgresql", tmp_path_factory.mktemp("multinode")) as world:
+        yield world
 
 
 def second_checker(world: World) -> Person:

@@ -36,8 +36,8 @@ from tests.smtp_peers import (
     SmtpSink,
     World,
     email,
+    prepared_world,
     ref_of,
-    store_url,
     wait_for,
 )
 from tests.web_world import post_form
@@ -47,11 +47,10 @@ from tests.web_world import post_form
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp(f"quarantine-{request.param}")
-    with store_url(request.param, folder) as url:
-        prepared = World.prepare(url, folder)
-        yield prepared
-        prepared.engine.dispose()
+    with prepared_world(
+        request.param, tmp_path_factory.mktemp(f"quarantine-{request.param}")
+    ) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")

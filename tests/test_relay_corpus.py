@@ -11,16 +11,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import CORPORA, need_peer
-from tests.smtp_peers import TRUSTED_SOURCE, RelayProcess, SmtpSink, World, email, store_url
+from tests.smtp_peers import TRUSTED_SOURCE, RelayProcess, SmtpSink, World, email, prepared_world
 
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp("corpus")
-    with store_url("sqlite", folder) as url:
-        prepared = World.prepare(url, folder)
-        yield prepared
-        prepared.engine.dispose()
+    with prepared_world("sqlite", tmp_path_factory.mktemp("corpus")) as world:
+        yield world
 
 
 def test_every_corpus_message_gets_a_decision_and_the_relay_keeps_serving(world: World) -> None:

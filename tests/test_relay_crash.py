@@ -22,8 +22,8 @@ from tests.smtp_peers import (
     SmtpSink,
     World,
     email,
+    prepared_world,
     ref_of,
-    store_url,
     wait_for,
 )
 
@@ -36,11 +36,8 @@ KILL_AFTER = 150
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp(f"crash-{request.param}")
-    with store_url(request.param, folder) as url:
-        prepared = World.prepare(url, folder)
-        yield prepared
-        prepared.engine.dispose()
+    with prepared_world(request.param, tmp_path_factory.mktemp(f"crash-{request.param}")) as world:
+        yield world
 
 
 @pytest.mark.slow

@@ -18,8 +18,8 @@ from tests.smtp_peers import (
     World,
     email,
     free_port,
+    prepared_world,
     ref_of,
-    store_url,
     wait_for,
 )
 
@@ -31,11 +31,10 @@ DEFERRED = "later@example.net"
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp(f"delivery-{request.param}")
-    with store_url(request.param, folder) as url:
-        prepared = World.prepare(url, folder)
-        yield prepared
-        prepared.engine.dispose()
+    with prepared_world(
+        request.param, tmp_path_factory.mktemp(f"delivery-{request.param}")
+    ) as world:
+        yield world
 
 
 @pytest.fixture

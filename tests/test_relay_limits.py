@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from gatekeeper.smtp.throttle import AuthThrottle, client_key
-from tests.smtp_peers import PASSWORD, RelayProcess, SmtpSink, World, email, store_url
+from tests.smtp_peers import PASSWORD, RelayProcess, SmtpSink, World, email, prepared_world
 
 AUTH_FAILURES = 3
 AUTH_WINDOW = 6.0
@@ -20,11 +20,8 @@ AUTH_WINDOW = 6.0
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp("limits")
-    with store_url("sqlite", folder) as url:
-        prepared = World.prepare(url, folder)
-        yield prepared
-        prepared.engine.dispose()
+    with prepared_world("sqlite", tmp_path_factory.mktemp("limits")) as world:
+        yield world
 
 
 def test_a_gate_past_its_time_limit_means_451_and_nothing_is_sent(world: World) -> None:

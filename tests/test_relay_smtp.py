@@ -24,8 +24,8 @@ from tests.smtp_peers import (
     SmtpSink,
     World,
     email,
+    prepared_world,
     ref_of,
-    store_url,
     wait_for,
 )
 
@@ -36,11 +36,8 @@ SIZE_LIMIT = 1_000_000
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp(f"relay-{request.param}")
-    with store_url(request.param, folder) as url:
-        prepared = World.prepare(url, folder)
-        yield prepared
-        prepared.engine.dispose()
+    with prepared_world(request.param, tmp_path_factory.mktemp(f"relay-{request.param}")) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")

@@ -10,16 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import create_engine, text
 
+from tests.conftest import POSTGRES_URL
+from tests.pg_schema import with_app_name
 from tests.smtp_peers import (
-    POSTGRES_URL,
     RelayProcess,
     SmtpSink,
     World,
     email,
+    prepared_world,
     ref_of,
-    store_url,
     wait_for,
 )
 
@@ -28,11 +29,8 @@ APPLICATION = "gatekeeper-relay-store-test"
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp("relay-store")
-    with store_url("postgresql", folder) as url:
-        prepared = World.prepare(url, folder)
-        yield prepared
-        prepared.engine.dispose()
+    with prepared_world("postgresql", tmp_path_factory.mktemp("relay-store")) as world:
+        yield world
 
 
 def drop_relay_sessions() -> int:
@@ -58,10 +56,8 @@ def test_mail_is_accepted_and_delivered_after_the_database_dropped_the_relays_se
 ) -> None:
     sink = SmtpSink().start()
     # The relay's sessions carry a name of their own, so only they are ended.
-    url = make_url(world.database_url).update_query_dict({"application_name": APPLICATION})
-    relay = RelayProcess(
-        world, sink.port, database_url=url.render_as_string(hide_password=False)
-    ).start()
+    url = with_app_name(world.database_url, APPLICATION)
+    relay = RelayProcess(world, sink.port, database_url=url).start()
     try:
         s = world.scenario
         body = f"Dear {s.release_greeting},\n\nThank you, I will call you tomorrow.\n\nRegards\n"

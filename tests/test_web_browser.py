@@ -25,8 +25,8 @@ from tests.smtp_peers import (
     WebProcess,
     World,
     email,
+    prepared_world,
     ref_of,
-    store_url,
     wait_for,
 )
 from tests.test_relay_smtp import as_captured, without_trace
@@ -75,11 +75,8 @@ class CountingServer:
 def world(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[World]:
-    folder = tmp_path_factory.mktemp(f"web-{request.param}")
-    with store_url(request.param, folder) as url:
-        prepared = World.prepare(url, folder)
-        yield prepared
-        prepared.engine.dispose()
+    with prepared_world(request.param, tmp_path_factory.mktemp(f"web-{request.param}")) as world:
+        yield world
 
 
 @pytest.fixture(scope="module")
