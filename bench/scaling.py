@@ -156,7 +156,9 @@ class Node:
         return found["main"], sum(v for k, v in found.items() if k != "main")
 
 
-def start_node(name: str, url: str, sink_port: int, workers: int, folder: Path) -> Node:
+def start_node(
+    name: str, url: str, sink_port: int, workers: int, folder: Path, *, cpu: int
+) -> Node:
     port, metrics = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
     settings = {
@@ -171,6 +173,8 @@ def start_node(name: str, url: str, sink_port: int, workers: int, folder: Path) 
         "internal_domains": "gatekeeper.example",
         "log_level": "WARNING",
         "node_name": name,
+        # Two relays on one host: each keeps its own threads on a CPU of its own.
+        "relay_cpu": cpu % (os.cpu_count() or 1),
     }
     env.update({f"GATEKEEPER_{k.upper()}": str(v) for k, v in settings.items()})
     env["GATEKEEPER_DATA_DIR"] = str(folder / "data")  # shared: one quarantine keyring
@@ -363,8 +367,8 @@ def measure(args: argparse.Namespace, url: str, folder: Path) -> list[Round]:
         processes.append(sink)
         wait_port(sink_port, sink)
         nodes = [
-            start_node(name, url, sink_port, args.workers, folder)
-            for name in ("bench-a", "bench-b")
+            start_node(name, url, sink_port, args.workers, folder, cpu=cpu)
+            for cpu, name in enumerate(("bench-a", "bench-b"))
         ]
         processes += [n.process for n in nodes]
         for n in nodes:

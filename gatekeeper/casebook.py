@@ -24,6 +24,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from rapidfuzz import fuzz, process
@@ -95,6 +96,7 @@ class PostalMatch:
 _WORD = re.compile(r"[^\W_]+")
 
 
+@lru_cache(maxsize=1 << 16)  # the same party names are keyed for every message
 def name_key(name: str) -> str:
     """Names compared without case, accents, punctuation or extra spaces: "O'Brien" = "o brien"."""
     if not name.isascii():

@@ -96,6 +96,13 @@ class Settings:
         " 0 means one per CPU core.",
         0,
     )
+    relay_cpu: str = _doc(
+        "The CPU `gatekeeper relay` keeps its own threads on (SMTP, store writer, delivery),"
+        " which share one interpreter lock: `auto` takes the first CPU it may use when it"
+        " may use two or more, a number names one, `none` leaves them free. Its gate workers"
+        " use every CPU. Give each relay on one host its own.",
+        "auto",
+    )
     upstream_host: str = _doc(
         "The MTA the relay delivers released mail to (required by `gatekeeper relay`).", ""
     )

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from spacy.language import Language
 
 from gatekeeper.analysis.language import (
@@ -34,7 +37,7 @@ from gatekeeper.analysis.mentions import (
     Source,
     SourceKind,
 )
-from gatekeeper.analysis.pipeline import Analyzer, _Spans, _Words
+from gatekeeper.analysis.pipeline import Analyzer, _sentence_ends, _Spans, _Words
 from gatekeeper.casebook import CaseIndex
 from gatekeeper.item import Attachment, Channel, Item, Segment
 from gatekeeper.sample import COUNCILS, LAW_FIRMS, STREETS, TOWNS, SampleRecord
@@ -280,6 +283,29 @@ def test_staff_names_are_neither_party_nor_person_names(
     annotations = staffed.annotate(email(body))
     assert annotations.of(PARTY_NAME) == []
     assert [m.text for m in annotations.of(PERSON_NAME)] == []
+
+
+# The plain scans the analyzer's faster ones must agree with: every word, every run of words
+# joined by one "/" or "-" (a reference such as "ABC/12345"), every sentence end after a word.
+_PLAIN_WORD = re.compile(r"[^\W_]+")
+_PLAIN_RUN = re.compile(r"(?<![^\W_])[^\W_]+(?:[/-][^\W_]+)*")
+_PLAIN_SENTENCE_END = re.compile(r"(?<=[^\W_])[\"')\]]*[.!?\u2026]+[\"')\]]*\s")
+
+
+@settings(max_examples=3000, deadline=None)
+@given(st.text(alphabet="aZ9é_/-.!?\"')] \n\u2026>", max_size=40))
+def test_words_reference_runs_and_sentence_ends_are_read_as_the_plain_scans_read_them(
+    text: str,
+) -> None:
+    words = _Words(text)
+    plain = list(_PLAIN_WORD.finditer(text))
+    assert words.texts == [m.group() for m in plain]
+    assert (words.starts, words.ends) == ([m.start() for m in plain], [m.end() for m in plain])
+    runs = set(_PLAIN_RUN.findall(text))
+    found = words.reference_runs()
+    # Every run is looked up; the extra entries are words of joined runs, never new text.
+    assert runs <= found <= runs | set(words.texts)
+    assert list(_sentence_ends(text)) == [m.start() for m in _PLAIN_SENTENCE_END.finditer(text)]
 
 
 # -- other person names (statistical NER) ---------------------------------------------------

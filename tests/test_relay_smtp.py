@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import urllib.request
 from collections.abc import Iterator
@@ -439,3 +440,37 @@ def test_a_case_imported_while_the_relay_runs_is_checked_against(
     assert code == 250 and "held for a second check" in reply, reply
     findings = world.item(ref_of(reply)).findings
     assert "adaeze.okafor@example.net" in findings[0]["summary"]
+
+
+def _cpus(pid: int, tid: int | None = None) -> frozenset[int]:
+    """The CPUs a process (or one of its threads) may run on."""
+    return frozenset(os.sched_getaffinity(tid if tid is not None else pid))
+
+
+def _gate_workers(pid: int) -> list[int]:
+    """The relay's gate worker processes (multiprocessing's spawned children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():  # each thread lists what it started
+        for child in (task / "children").read_text().split():
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(int(child))
+    return found
+
+
+def test_the_relays_own_threads_share_one_cpu_and_its_gate_workers_use_them_all(
+    relay: RelayProcess,
+) -> None:
+    # Placed after the record reload above, so the workers checked are the replacements.
+    allowed = frozenset(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("one CPU: relay_cpu = auto leaves it to everyone")
+    assert relay.process is not None
+    pid = relay.process.pid
+    threads = [int(tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    assert len(threads) > 3  # event loop, store writer, store and delivery threads
+    assert {_cpus(pid, tid) for tid in threads} == {frozenset({min(allowed)})}
+    workers = _gate_workers(pid)
+    assert workers, "no gate worker found"
+    for worker in workers:
+        for tid in os.listdir(f"/proc/{worker}/task"):
+            assert _cpus(worker, int(tid)) == allowed

@@ -24,6 +24,7 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 
 from spacy.lang.en.stop_words import STOP_WORDS
 from spacy.language import Language
@@ -48,8 +49,11 @@ from gatekeeper.item import Item
 # -- patterns -------------------------------------------------------------------------------
 
 # A run of letters and digits joined by "/" or "-": "100123", "LS12P12345", "ABC/12345".
-_REFERENCE_RUN = re.compile(r"(?<![^\W_])[^\W_]+(?:[/-][^\W_]+)*")
+# Scanned from the start, a run always starts after a non-word: no look-behind needed, and
+# without one the regex engine skips straight to the next word.
+_REFERENCE_RUN = re.compile(r"[^\W_]+(?:[/-][^\W_]+)*")
 _REFERENCE_PART = re.compile(r"[^\W_]+")
+_JOINER = re.compile(r"[/-]")
 _MIN_NUMERIC_REFERENCE = 5
 _ASCII_DIGITS = "0123456789"
 # Digit groups joined by one of these belong to one number: "0113 496 0000", "1.000.000".
@@ -66,6 +70,7 @@ _EMAIL = re.compile(
 # break (hard-wrapped or quoted mail: "Tom\n> Smith"), or a hyphen or apostrophe with no
 # space ("Smith-Jones", "O'Brien", the possessive "Smith's").
 _WORD = re.compile(r"[^\W_]+")
+_WORD_SPLIT = re.compile(r"([^\W_]+)")
 _NAME_GAP = re.compile(r"[ \t\u00a0]+|[ \t\u00a0]*\r?\n[ \t\u00a0>]*|[-\u2010\u2011'\u2019]")
 _SPACE_GAP = frozenset(" \t\u00a0\r\n>")
 # A line of this many characters before a line break is taken to be hard-wrapped text
@@ -81,9 +86,10 @@ _TITLES = frozenset({"mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame
 # A full stop after one of these ends no sentence.
 _ABBREVIATIONS = _TITLES | {"st", "no", "ref", "tel", "eg", "ie", "etc", "approx", "vs", "co"}
 _PARAGRAPH = re.compile(r"\n[ \t>]*\r?\n")
-_SENTENCE_END = re.compile(r"[\"')\]]*[.!?\u2026]+[\"')\]]*\s")
-# The same, only where a gap between words starts (right after a word).
-_SENTENCE_END_AFTER_WORD = re.compile(r"(?<=[^\W_])" + _SENTENCE_END.pattern)
+# A sentence's closing marks and the space after them; the closing quotes and brackets
+# before the marks are walked back over (see `_sentence_ends`).
+_TERMINATOR = re.compile(r"[.!?\u2026]+[\"')\]]*\s")
+_CLOSERS = "\"')]"
 # Words either side of a candidate the NER reads: its features see four tokens each way.
 _CONTEXT_WORDS = 6
 # A window grown longer than this (a page of capitalised words) is closed and another begun.
@@ -185,7 +191,7 @@ class Analyzer:
             emails = list(self._emails(text, source))
             email_spans = _Spans((m.start, m.end) for m in emails)
             names, name_spans = self._names(text, source, words, email_spans)
-            references = list(self._references(text, source, email_spans))
+            references = list(self._references(text, source, email_spans, words))
             postcodes = list(self._postcodes(text, source, email_spans))
             mentions.extend(emails + names + references + postcodes)
             postcode_spans = _Spans((m.start, m.end) for m in postcodes)
@@ -227,12 +233,14 @@ class Analyzer:
 
     # -- case references ------------------------------------------------------------------
 
-    def _references(self, text: str, source: Source, taken: _Spans) -> Iterator[Mention]:
+    def _references(
+        self, text: str, source: Source, taken: _Spans, words: _Words
+    ) -> Iterator[Mention]:
         lookup = self.index.case_for_reference
         # Most runs are ordinary words: look each distinct one (and the parts of a joined
         # one) up once, and walk the text only for those that name a case.
         naming = set()
-        for whole in set(_REFERENCE_RUN.findall(text)):
+        for whole in words.reference_runs():
             if lookup(whole) is not None or (
                 ("/" in whole or "-" in whole)
                 and any(lookup(part) is not None for part in _REFERENCE_PART.findall(whole))
@@ -510,21 +518,55 @@ def _chunks(text: str, limit: int) -> list[tuple[int, str]]:
     return pieces
 
 
+def _sentence_ends(text: str) -> Iterator[int]:
+    """Where a sentence ends right after a word (closing quotes or brackets, full stops, a
+    space): searched for from the marks, which the regex engine skips to, rather than from
+    after every word."""
+    for match in _TERMINATOR.finditer(text):
+        start = match.start()
+        while start and text[start - 1] in _CLOSERS:
+            start -= 1
+        if start and text[start - 1].isalnum():  # `isalnum` is the regex's [^\W_]
+            yield start
+
+
 class _Words:
     """The words (runs of letters and digits) of one text, and what stands between them."""
 
     def __init__(self, text: str) -> None:
         self.text = text
-        found = list(_WORD.finditer(text))
-        self.starts = [m.start() for m in found]
-        self.ends = [m.end() for m in found]
-        self.texts = [m.group() for m in found]
+        # Gaps and words in turn; their running lengths are where each word starts and ends.
+        pieces = _WORD_SPLIT.split(text)
+        bounds = list(accumulate(map(len, pieces)))
+        self.starts: list[int] = bounds[0:-1:2]
+        self.ends: list[int] = bounds[1::2]
+        self.texts: list[str] = pieces[1::2]
         self._joins: dict[int, bool] = {}
         self._keys: dict[int, str] = {}
         self._capitals: list[int] | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def reference_runs(self) -> set[str]:
+        """Every distinct run `_REFERENCE_RUN` finds (words joined by one "/" or "-"), and
+        perhaps some words inside them too: the words already found, and the few joined runs
+        their joiners make, cost less than a second pass over the text."""
+        runs = set(self.texts)
+        text, starts, ends = self.text, self.starts, self.ends
+        joined = []  # words joined to the next one
+        for joiner in _JOINER.finditer(text):
+            at = joiner.start()
+            i = bisect_left(ends, at)  # the word ending at the joiner, if one does
+            if i + 1 < len(starts) and ends[i] == at and starts[i + 1] == at + 1:
+                joined.append(i)
+        first: int | None = None
+        for position, i in enumerate(joined):
+            first = i if first is None else first
+            if position + 1 == len(joined) or joined[position + 1] != i + 1:  # a chain ends
+                runs.add(text[starts[first] : ends[i + 1]])
+                first = None
+        return runs
 
     @property
     def capitals(self) -> list[int]:
@@ -598,8 +640,8 @@ class _Words:
             first = i + 1
             openers.add(i + 1)
         paragraphs.append((first, count))
-        for match in _SENTENCE_END_AFTER_WORD.finditer(self.text):
-            i = bisect_left(ends, match.start())  # the word the gap follows
+        for start in _sentence_ends(self.text):
+            i = bisect_left(ends, start)  # the word the gap follows
             if (
                 i < count - 1
                 and texts[i].casefold() not in _ABBREVIATIONS

@@ -23,14 +23,22 @@ def relay(app: AppContext, host: str | None, port: int | None) -> None:
     Released and approved mail goes to `upstream_host` from a durable queue.
     Logs are JSON lines on stderr; SIGTERM stops it cleanly.
     """
+    from gatekeeper.config import ConfigError
     from gatekeeper.logs import configure_json_logging
+    from gatekeeper.smtp.affinity import pin_relay_threads
     from gatekeeper.smtp.gatepool import GateUnavailable
     from gatekeeper.smtp.relay import Relay
 
     settings = app.settings.with_overrides(relay_host=host, relay_port=port)
     configure_json_logging(settings.log_level)
     try:
-        asyncio.run(Relay(settings).serve())
+        # This process is the relay alone, so its threads may share one CPU (see affinity).
+        gate_cpus = pin_relay_threads(settings.relay_cpu)
+    except ConfigError as exc:
+        click.echo(f"gatekeeper: {exc}", err=True)
+        sys.exit(EXIT_UNUSABLE)
+    try:
+        asyncio.run(Relay(settings, gate_cpus=gate_cpus).serve())
     except (GateUnavailable, OSError) as exc:
         click.echo(f"gatekeeper: the relay cannot start: {exc}", err=True)
         sys.exit(EXIT_UNUSABLE)

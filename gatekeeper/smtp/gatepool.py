@@ -32,6 +32,7 @@ from typing import Any
 
 from gatekeeper.config import Settings
 from gatekeeper.decision import Decision
+from gatekeeper.smtp.affinity import spread_over
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,10 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
-def _serve(conn: Connection, settings: Settings) -> None:
+def _serve(conn: Connection, settings: Settings, cpus: frozenset[int] | None = None) -> None:
     """A worker process: build the gate once, then answer requests until the pipe closes."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the relay decides when workers stop
+    spread_over(cpus)  # started by the relay's pinned threads: use every CPU it was given
     try:
         from gatekeeper.gate import Gate
         from gatekeeper.mail import item_from_email
@@ -108,12 +110,22 @@ _STREAM_LIMIT = 1024 * 1024
 class _Worker:
     """One gate process and the parent's end of its pipe (used by one request at a time)."""
 
-    def __init__(self, context: Any, settings: Settings, number: int, generation: int) -> None:
+    def __init__(
+        self,
+        context: Any,
+        settings: Settings,
+        number: int,
+        generation: int,
+        cpus: frozenset[int] | None = None,
+    ) -> None:
         self.number = number
         self.generation = generation  # which load of the case record this gate holds
         self.conn, child = context.Pipe()
         self.process: BaseProcess = context.Process(
-            target=_serve, args=(child, settings), name=f"gatekeeper-gate-{number}", daemon=True
+            target=_serve,
+            args=(child, settings, cpus),
+            name=f"gatekeeper-gate-{number}",
+            daemon=True,
         )
         self.process.start()
         child.close()
@@ -171,8 +183,11 @@ class _Worker:
 class GatePool:
     """`size` gate worker processes; `check()` borrows one for a request, within a time limit."""
 
-    def __init__(self, settings: Settings, size: int) -> None:
+    def __init__(
+        self, settings: Settings, size: int, *, cpus: frozenset[int] | None = None
+    ) -> None:
         self.settings = settings
+        self.cpus = cpus  # where the workers run (None: where the relay's threads do)
         self.size = max(1, size)
         # spawn, not fork: the relay has threads, an event loop and database connections.
         self._context = multiprocessing.get_context("spawn")
@@ -198,7 +213,13 @@ class GatePool:
         """A new worker, its gate loaded."""
         loop = asyncio.get_running_loop()
         worker = await loop.run_in_executor(
-            self._threads, _Worker, self._context, self.settings, next(self._numbers), generation
+            self._threads,
+            _Worker,
+            self._context,
+            self.settings,
+            next(self._numbers),
+            generation,
+            self.cpus,
         )
         try:
             await loop.run_in_executor(self._threads, worker.wait_ready)

@@ -96,9 +96,10 @@ def check_settings(settings: Settings) -> None:
 
 
 class Relay:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, gate_cpus: frozenset[int] | None = None) -> None:
         check_settings(settings)
         self.settings = settings
+        self.gate_cpus = gate_cpus  # CPUs for the gate workers (None: as started)
         self.node = node_name(settings)
         self.metrics = RelayMetrics()
         self.wake = Doorbell()
@@ -133,7 +134,7 @@ class Relay:
         self.writer = writer = StoreWriter(engine)
         notices = notice_writer(s)
         queue = OutboundQueue(engine, s, self.node, notices)
-        self.gates = GatePool(s, s.gate_workers or os.cpu_count() or 1)
+        self.gates = GatePool(s, s.gate_workers or os.cpu_count() or 1, cpus=self.gate_cpus)
         intake = Intake(
             engine,
             s,
