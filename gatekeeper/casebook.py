@@ -22,7 +22,7 @@ import re
 import sys
 import unicodedata
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -296,6 +296,10 @@ class CaseIndex:
 
     def __len__(self) -> int:
         return len(self.parties)
+
+    def reference_keys(self) -> KeysView[str]:
+        """Every reference (case id or alias) as `case_for_reference` looks it up."""
+        return self._by_reference.keys()
 
     def case_for_reference(self, reference: str) -> CaseEntry | None:
         """The case a reference (its `case_id` or any alias) names, letter case ignored."""

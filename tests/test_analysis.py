@@ -308,6 +308,43 @@ def test_words_reference_runs_and_sentence_ends_are_read_as_the_plain_scans_read
     assert list(_sentence_ends(text)) == [m.start() for m in _PLAIN_SENTENCE_END.finditer(text)]
 
 
+@settings(max_examples=1500, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                "a",
+                "Z",
+                "9",
+                "é",
+                "_",
+                "/",
+                "-",
+                ".",
+                " ",
+                "\n",
+                "\u212a",
+                "İ",
+                "Σ",
+                "GP ",
+                "s.47 ",
+                "cannabis ",
+                "mental health ",
+                "A&E ",
+                "MASH ",
+                "NHS 943 476 5919 ",
+            ]
+        ),
+        max_size=30,
+    ).map("".join)
+)
+def test_the_lexicons_find_the_same_stretches_from_a_texts_words_as_from_the_text(
+    analyzer: Analyzer, text: str
+) -> None:
+    cues = analyzer.matcher._cues
+    assert cues.stretches(text, _Words(text).distinct()) == cues.stretches(text)
+
+
 # -- other person names (statistical NER) ---------------------------------------------------
 
 

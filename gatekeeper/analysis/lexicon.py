@@ -411,18 +411,19 @@ class LexiconMatcher:
         self._match(doc, 0, found, cancelled)
         return self._hits(doc.text, found, cancelled)
 
-    def find_text(self, text: str) -> list[LexiconHit]:
+    def find_text(self, text: str, words: Iterable[str] | None = None) -> list[LexiconHit]:
         """The hits `find` gives for `nlp.make_doc(text)`, as character offsets into `text`.
 
         spaCy splits a text at whitespace and tokenises each piece on its own, so a stretch
         of whole pieces tokenises as it does inside the whole text. Every lexicon entry
         needs one of its words (its cue: "cannabis" for "cannabis use"), so only the
         stretches around a cue, wide enough for the longest hit the entry can make, are
-        tokenised and matched; a text with no cue costs one scan.
+        tokenised and matched; a text with no cue costs one scan. `words`, the text's
+        distinct runs of letters and digits if the caller has them, spare that scan.
         """
         if not text:
             return []
-        spans = self._cues.stretches(text)
+        spans = self._cues.stretches(text, words)
         if spans is None:  # text the cues cannot be looked for in: tokenise all of it
             return self.find(self.nlp.make_doc(text))
         found: dict[str, list[tuple[int, int]]] = {}
@@ -626,13 +627,18 @@ class _Cues:
             else:
                 self.strings.setdefault(word, []).append(entry)
 
-    def stretches(self, text: str) -> list[tuple[int, int]] | None:
+    def stretches(
+        self, text: str, words: Iterable[str] | None = None
+    ) -> list[tuple[int, int]] | None:
         """The stretches of `text` (sorted, disjoint, of whole pieces) that hold every hit an
-        entry can make; None when cues cannot be looked for in this text."""
+        entry can make; None when cues cannot be looked for in this text. `words`: the
+        text's distinct runs of letters and digits (`[^\\W_]+`), if known."""
         lower = text.lower()
         if self.whole or len(lower) != len(text):
             return None  # (a few characters lower-case to two: "İ")
-        runs = set(_ASCII_RUN.findall(lower))
+        # Every ASCII run stands inside a word, so the distinct words hold them all.
+        within = lower if words is None else " ".join(words).lower()
+        runs = set(_ASCII_RUN.findall(within))
         backwards = text[::-1]
         found: list[tuple[int, int]] = []
         for word in self.runs.keys() & runs:

@@ -195,8 +195,12 @@ class Analyzer:
             postcodes = list(self._postcodes(text, source, email_spans))
             mentions.extend(emails + names + references + postcodes)
             postcode_spans = _Spans((m.start, m.end) for m in postcodes)
-            for offset, piece in _chunks(text, self.settings.chunk_chars):
-                mentions.extend(self._specials(piece, source, offset, postcode_spans))
+            pieces = _chunks(text, self.settings.chunk_chars)
+            for offset, piece in pieces:
+                # A text in one piece hands over its words: the lexicons' cues are found in
+                # them rather than in another pass over the text.
+                known_words = words.distinct() if len(pieces) == 1 else None
+                mentions.extend(self._specials(piece, source, offset, postcode_spans, known_words))
             blocked[source] = _Spans([*email_spans, *name_spans])
             known = _Spans(
                 [*blocked[source], *postcode_spans, *((m.start, m.end) for m in references)]
@@ -239,8 +243,13 @@ class Analyzer:
         lookup = self.index.case_for_reference
         # Most runs are ordinary words: look each distinct one (and the parts of a joined
         # one) up once, and walk the text only for those that name a case.
+        runs = words.reference_runs()
+        # (The keys' own `isdisjoint` walks the smaller side: a few hundred words, not
+        # every reference in the record.)
+        if self.index.reference_keys().isdisjoint(set(map(str.casefold, runs))):
+            return  # no run, nor any word of a joined one, is a reference (the usual case)
         naming = set()
-        for whole in words.reference_runs():
+        for whole in runs:
             if lookup(whole) is not None or (
                 ("/" in whole or "-" in whole)
                 and any(lookup(part) is not None for part in _REFERENCE_PART.findall(whole))
@@ -483,9 +492,14 @@ class Analyzer:
             yield Mention(MentionKind.POSTCODE, value, match.group(), source, *match.span())
 
     def _specials(
-        self, text: str, source: Source, offset: int, postcodes: _Spans
+        self,
+        text: str,
+        source: Source,
+        offset: int,
+        postcodes: _Spans,
+        words: set[str] | None = None,
     ) -> Iterator[Mention]:
-        for hit in self.matcher.find_text(text):
+        for hit in self.matcher.find_text(text, words):
             if postcodes and postcodes.overlaps(offset + hit.start, offset + hit.end):
                 continue  # "S20 4AB" is a postcode, whatever a lexicon says of "S20"
             yield Mention(
@@ -544,15 +558,22 @@ class _Words:
         self._joins: dict[int, bool] = {}
         self._keys: dict[int, str] = {}
         self._capitals: list[int] | None = None
+        self._distinct: set[str] | None = None
 
     def __len__(self) -> int:
         return len(self.starts)
+
+    def distinct(self) -> set[str]:
+        """The distinct words."""
+        if self._distinct is None:
+            self._distinct = set(self.texts)
+        return self._distinct
 
     def reference_runs(self) -> set[str]:
         """Every distinct run `_REFERENCE_RUN` finds (words joined by one "/" or "-"), and
         perhaps some words inside them too: the words already found, and the few joined runs
         their joiners make, cost less than a second pass over the text."""
-        runs = set(self.texts)
+        runs = set(self.distinct())
         text, starts, ends = self.text, self.starts, self.ends
         joined = []  # words joined to the next one
         for joiner in _JOINER.finditer(text):
