@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from gatekeeper.cli.context import EXIT_UNUSABLE
 from gatekeeper.config import ConfigError
 from gatekeeper.smtp.affinity import chosen_cpu
+from tests.conftest import run_gatekeeper
 
 TWO = frozenset({0, 1})
 
@@ -30,3 +34,12 @@ def test_a_cpu_the_relay_may_not_use_or_a_word_it_does_not_know_is_a_clear_error
         chosen_cpu("7", TWO)
     with pytest.raises(ConfigError, match="relay_cpu must be auto, none or a CPU number"):
         chosen_cpu("fastest", TWO)
+
+
+def test_the_relay_refuses_to_start_on_a_cpu_setting_it_cannot_use(tmp_path: Path) -> None:
+    ran = run_gatekeeper(
+        "relay",
+        env={"GATEKEEPER_RELAY_CPU": "fastest", "GATEKEEPER_DATA_DIR": str(tmp_path)},
+    )
+    assert ran.returncode == EXIT_UNUSABLE, ran.stderr
+    assert "relay_cpu must be auto, none or a CPU number, not 'fastest'" in ran.stderr
