@@ -28,11 +28,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from relay_throughput import (  # the sibling benchmark's helpers
+    RELAY_COMMAND,
     drain,
     free_port,
     latencies,
     prepare_store,
     program,
+    relay_environment,
     smtp_source,
     wait_port,
 )
@@ -43,25 +45,13 @@ SIDES = ("before", "after")
 def start_relay(folder: Path, url: str, sink_port: int, extra: dict[str, str]) -> tuple[Any, int]:
     """`gatekeeper relay` on `url`, delivering to the sink; (process, SMTP port)."""
     port, metrics = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-    env.pop("PYTHONPATH", None)
-    settings = {
-        "database_url": url,
-        "relay_port": port,
-        "metrics_port": metrics,
-        "upstream_host": "127.0.0.1",
-        "upstream_port": sink_port,
-        "upstream_starttls": "false",
-        "trusted_networks": "127.0.0.1/32",
-        "internal_domains": "gatekeeper.example",
-        "log_level": "WARNING",
-        "node_name": folder.name,
-    }
-    env.update({f"GATEKEEPER_{k.upper()}": str(v) for k, v in settings.items()})
-    env["GATEKEEPER_DATA_DIR"] = str(folder / "data")
+    env = relay_environment(
+        url, folder, relay_port=port, metrics_port=metrics, sink_port=sink_port,
+        node_name=folder.name,
+    )  # fmt: skip
+    env.pop("PYTHONPATH", None)  # each side's code comes from `extra` alone
     env.update(extra)
-    command = [str(Path(sys.executable).with_name("gatekeeper")), "relay"]
-    process = subprocess.Popen(command, env=env)
+    process = subprocess.Popen(RELAY_COMMAND, env=env)
     wait_port(port, process)
     return process, port
 

@@ -311,6 +311,38 @@ def gate_profile(url: str, message: bytes, sender: str, to: str, runs: int = 200
 # -- the run -----------------------------------------------------------------------------------
 
 
+RELAY_COMMAND = [str(Path(sys.executable).with_name("gatekeeper")), "relay"]
+
+
+def relay_environment(
+    url: str,
+    folder: Path,
+    *,
+    relay_port: int,
+    metrics_port: int,
+    sink_port: int,
+    **settings: object,
+) -> dict[str, str]:
+    """The environment of a benchmark's `gatekeeper relay`: its store and ports, the sink as
+    its upstream (no STARTTLS), loopback trusted, warnings only; `settings` add to these."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+    values = {
+        "database_url": url,
+        "relay_port": relay_port,
+        "metrics_port": metrics_port,
+        "upstream_host": "127.0.0.1",
+        "upstream_port": sink_port,
+        "upstream_starttls": "false",
+        "trusted_networks": "127.0.0.1/32",
+        "internal_domains": "gatekeeper.example",
+        "log_level": "WARNING",
+        **settings,
+    }
+    env.update({f"GATEKEEPER_{k.upper()}": str(v) for k, v in values.items()})
+    env["GATEKEEPER_DATA_DIR"] = str(folder / "data")
+    return env
+
+
 def start_peers(folder: Path, url: str, workers: int) -> dict[str, Any]:
     """smtp-sink, the bare proxy and the relay; their processes and ports."""
     ports = {name: free_port() for name in ("sink", "proxy", "relay", "metrics")}
@@ -321,23 +353,16 @@ def start_peers(folder: Path, url: str, workers: int) -> dict[str, Any]:
         [sys.executable, __file__, "--serve-proxy", str(ports["proxy"]), str(ports["sink"])]
     )
     wait_port(ports["proxy"], proxy)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-    settings = {
-        "database_url": url,
-        "relay_port": ports["relay"],
-        "metrics_port": ports["metrics"],
-        "upstream_host": "127.0.0.1",
-        "upstream_port": ports["sink"],
-        "upstream_starttls": "false",
-        "trusted_networks": "127.0.0.1/32",
-        "gate_workers": workers,
-        "internal_domains": "gatekeeper.example",
-        "log_level": "WARNING",
-        "node_name": "bench",
-    }
-    env.update({f"GATEKEEPER_{k.upper()}": str(v) for k, v in settings.items()})
-    env["GATEKEEPER_DATA_DIR"] = str(folder / "data")
-    relay = subprocess.Popen([str(Path(sys.executable).with_name("gatekeeper")), "relay"], env=env)
+    env = relay_environment(
+        url,
+        folder,
+        relay_port=ports["relay"],
+        metrics_port=ports["metrics"],
+        sink_port=ports["sink"],
+        gate_workers=workers,
+        node_name="bench",
+    )
+    relay = subprocess.Popen(RELAY_COMMAND, env=env)
     wait_port(ports["relay"], relay)
     return {"ports": ports, "processes": [sink, proxy, relay], "proxy": proxy, "relay": relay}
 

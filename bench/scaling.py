@@ -47,10 +47,12 @@ from sqlalchemy import Engine, create_engine, text
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from relay_throughput import (
+    RELAY_COMMAND,
     cpu_seconds,
     free_port,
     prepare_store,
     program,
+    relay_environment,
     wait_port,
 )
 
@@ -160,27 +162,18 @@ def start_node(
     name: str, url: str, sink_port: int, workers: int, folder: Path, *, cpu: int
 ) -> Node:
     port, metrics = free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
-    settings = {
-        "database_url": with_app_name(url, f"{APP}-{name}"),
-        "relay_port": port,
-        "metrics_port": metrics,
-        "upstream_host": "127.0.0.1",
-        "upstream_port": sink_port,
-        "upstream_starttls": "false",
-        "trusted_networks": "127.0.0.1/32",
-        "gate_workers": workers,
-        "internal_domains": "gatekeeper.example",
-        "log_level": "WARNING",
-        "node_name": name,
+    env = relay_environment(
+        with_app_name(url, f"{APP}-{name}"),
+        folder,  # shared data folder: one quarantine keyring
+        relay_port=port,
+        metrics_port=metrics,
+        sink_port=sink_port,
+        gate_workers=workers,
+        node_name=name,
         # Two relays on one host: each keeps its own threads on a CPU of its own.
-        "relay_cpu": cpu % (os.cpu_count() or 1),
-    }
-    env.update({f"GATEKEEPER_{k.upper()}": str(v) for k, v in settings.items()})
-    env["GATEKEEPER_DATA_DIR"] = str(folder / "data")  # shared: one quarantine keyring
-    process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("gatekeeper")), "relay"], env=env
+        relay_cpu=cpu % (os.cpu_count() or 1),
     )
+    process = subprocess.Popen(RELAY_COMMAND, env=env)
     return Node(name, process, port, metrics)
 
 

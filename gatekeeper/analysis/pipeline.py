@@ -196,10 +196,10 @@ class Analyzer:
             mentions.extend(emails + names + references + postcodes)
             postcode_spans = _Spans((m.start, m.end) for m in postcodes)
             pieces = _chunks(text, self.settings.chunk_chars)
+            # A text in one piece hands over its words: the lexicons' cues are found in them
+            # rather than in another pass over the text.
+            known_words = words.distinct() if len(pieces) == 1 else None
             for offset, piece in pieces:
-                # A text in one piece hands over its words: the lexicons' cues are found in
-                # them rather than in another pass over the text.
-                known_words = words.distinct() if len(pieces) == 1 else None
                 mentions.extend(self._specials(piece, source, offset, postcode_spans, known_words))
             blocked[source] = _Spans([*email_spans, *name_spans])
             known = _Spans(
