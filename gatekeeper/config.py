@@ -96,6 +96,12 @@ class Settings:
         " 0 means one per CPU core.",
         0,
     )
+    gate_pipeline: int = _doc(
+        "Messages the relay hands each gate worker at once: the one it checks and the next,"
+        " waiting in its pipe, so that it goes straight on from one to the next. 1: a worker"
+        " gets its next message only after answering.",
+        2,
+    )
     relay_cpu: str = _doc(
         "The CPU `gatekeeper relay` keeps its own threads on (SMTP, store writer, delivery),"
         " which share one interpreter lock: `auto` takes the first CPU it may use when it"

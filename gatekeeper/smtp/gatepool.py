@@ -7,9 +7,10 @@ process with its own gate (case index, pipeline, policy loaded once); a request
 that outlives its time limit gets its worker killed and replaced, and the relay
 answers 451 while it keeps serving everyone else.
 
-The relay talks to a ready worker over its pipe from the event loop itself (the
+The relay talks to its workers over their pipes from the event loop itself (the
 pipe is a socket pair; `multiprocessing`'s framing: a 4-byte length, then the
-pickle), so a request costs no thread hand-off in the relay.
+pickle), so a request costs no thread hand-off in the relay. A worker is sent its
+next request before it answers the current one (`gate_pipeline`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import signal
 import socket
 import struct
 import time
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -106,9 +108,30 @@ def _serve(conn: Connection, settings: Settings, cpus: frozenset[int] | None = N
 # Replies are small (a decision); requests are messages, up to `data_size_limit`.
 _STREAM_LIMIT = 1024 * 1024
 
+# A worker that has been on one message this long gets no further one queued behind it:
+# the message may be a long text, and another worker is likely to come free sooner.
+QUEUE_BEHIND_SECONDS = 0.25
+
+
+class _Redispatch(Exception):
+    """The worker a request waited on stopped before beginning it: send it to another."""
+
+
+@dataclass(eq=False)
+class _Sent:
+    """A request written to a worker's pipe, and the caller's future for its reply."""
+
+    reply: asyncio.Future[tuple[str, Any]]
+    timeout: float
+    began: float | None = None  # when the worker began it (loop time); None while it waits
+
 
 class _Worker:
-    """One gate process and the parent's end of its pipe (used by one request at a time)."""
+    """One gate process and the parent's end of its pipe.
+
+    Requests are answered in the order they were written, so `pending` pairs each reply
+    with its caller: the first is the one the worker is checking, the rest wait in the pipe.
+    """
 
     def __init__(
         self,
@@ -131,6 +154,10 @@ class _Worker:
         child.close()
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.pending: deque[_Sent] = deque()
+        self.watch: asyncio.TimerHandle | None = None  # the time limit of pending[0]
+        self.replies: asyncio.Task[None] | None = None  # reads the replies into `pending`
+        self.leaving = False  # retired or stopping: takes no further request
 
     async def attach(self) -> None:
         """Talk to the (ready) worker from the event loop from now on."""
@@ -141,21 +168,31 @@ class _Worker:
 
     def detach(self) -> None:
         """Stop talking to the worker from the event loop (call on the loop)."""
+        if self.watch is not None:
+            self.watch.cancel()
+        if self.replies is not None and self.replies is not asyncio.current_task():
+            self.replies.cancel()
         if self.writer is not None:
             self.writer.close()
         self.reader = self.writer = None
 
-    async def call(self, request: GateRequest) -> tuple[str, Any]:
-        """Send one request and read the reply, as `multiprocessing.Connection` frames them."""
-        if self.reader is None or self.writer is None:
+    def write(self, data: bytes) -> None:
+        """Frame a pickled request as `multiprocessing.Connection` does: 4-byte length, data.
+
+        Not drained: the transport buffers what the pipe cannot take yet, and the reply
+        cannot come before the worker has read all of it."""
+        if self.writer is None:
             raise EOFError("the worker's pipe is closed")
-        data = pickle.dumps(request, pickle.HIGHEST_PROTOCOL)
         size = len(data)
         header = struct.pack("!i", size) if size <= 0x7FFFFFFF else struct.pack("!iQ", -1, size)
         self.writer.write(header + data if size <= 16384 else header)
         if size > 16384:
             self.writer.write(data)
-        await self.writer.drain()
+
+    async def read(self) -> tuple[str, Any]:
+        """The next reply from the worker."""
+        if self.reader is None:
+            raise EOFError("the worker's pipe is closed")
         (size,) = struct.unpack("!i", await self.reader.readexactly(4))
         if size == -1:
             (size,) = struct.unpack("!Q", await self.reader.readexactly(8))
@@ -181,20 +218,33 @@ class _Worker:
 
 
 class GatePool:
-    """`size` gate worker processes; `check()` borrows one for a request, within a time limit."""
+    """`size` gate worker processes, each sent up to `depth` requests at once.
+
+    A worker is sent its next message while it still checks the current one, so it goes
+    straight on to it: between messages the relay's own work would otherwise run on its
+    CPU and leave its caches cold. Each message is under its time limit from when its
+    worker begins it; a worker that runs over is killed and replaced, and the messages
+    waiting behind it go to another worker.
+    """
 
     def __init__(
-        self, settings: Settings, size: int, *, cpus: frozenset[int] | None = None
+        self,
+        settings: Settings,
+        size: int,
+        *,
+        cpus: frozenset[int] | None = None,
+        depth: int | None = None,
     ) -> None:
         self.settings = settings
         self.cpus = cpus  # where the workers run (None: where the relay's threads do)
         self.size = max(1, size)
+        self.depth = max(1, settings.gate_pipeline if depth is None else depth)
         # spawn, not fork: the relay has threads, an event loop and database connections.
         self._context = multiprocessing.get_context("spawn")
         # Starting (and stopping) a whole new set of workers while the old ones still serve.
         self._threads = ThreadPoolExecutor(2 * self.size + 2, thread_name_prefix="gate-start")
-        self._idle: asyncio.Queue[_Worker] = asyncio.Queue()
         self._all: set[_Worker] = set()
+        self._waiting: deque[asyncio.Future[None]] = deque()  # callers waiting for room
         self._numbers = iter(range(1, 1_000_000))
         self._replacing: set[asyncio.Future[Any]] = set()  # stops and replacements under way
         self.closed = False
@@ -204,6 +254,11 @@ class GatePool:
     def ready(self) -> int:
         """Workers able to take a request now or when their current one ends."""
         return len(self._all)
+
+    @property
+    def in_flight(self) -> int:
+        """Requests sent to workers and not yet answered."""
+        return sum(len(w.pending) for w in self._all)
 
     async def start(self) -> None:
         """Start every worker and wait until each has loaded its gate."""
@@ -232,18 +287,24 @@ class GatePool:
 
     def _enlist(self, worker: _Worker) -> None:
         if self.closed:
+            worker.detach()
             worker.process.kill()
             return
+        if worker.generation != self.generation:  # started before a reload finished
+            self._stop(worker)
+            return
         self._all.add(worker)
-        self._idle.put_nowait(worker)
+        worker.replies = asyncio.get_running_loop().create_task(self._read_replies(worker))
+        for _ in range(self.depth):
+            self._wake()
 
     async def _add_worker(self) -> None:
         self._enlist(await self._started(self.generation))
 
     async def reload(self) -> None:
         """Fresh gates for a changed case record: a new set of workers takes over once all are
-        ready, and the old ones stop as they come free. If the new set cannot start, the old
-        one keeps serving."""
+        ready, and the old ones stop once they have answered what they hold. If the new set
+        cannot start, the old one keeps serving."""
         generation = self.generation + 1
         started = await asyncio.gather(
             *(self._started(generation) for _ in range(self.size)), return_exceptions=True
@@ -257,63 +318,139 @@ class GatePool:
             failure = next(e for e in started if not isinstance(e, _Worker))
             raise GateUnavailable(f"could not reload the gate: {failure}")
         self.generation = generation
+        for worker in list(self._all):
+            if not worker.pending:
+                self._stop(worker)
         for worker in fresh:
             self._enlist(worker)
 
-    def _current(self, worker: _Worker) -> bool:
-        """Whether `worker` holds the newest gate; an older one is stopped here."""
-        if worker.generation == self.generation:
-            return True
+    def _stop(self, worker: _Worker) -> None:
+        """Let an idle worker go (its gate is out of date, or the pool is closing)."""
+        worker.leaving = True
         self._all.discard(worker)
         worker.detach()
         task = asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
-        return False
+
+    def _choose(self) -> _Worker | None:
+        """The current worker with the fewest requests, if one has room for another."""
+        now = asyncio.get_running_loop().time()
+        chosen: _Worker | None = None
+        for worker in self._all:
+            held = len(worker.pending)
+            if worker.leaving or worker.generation != self.generation or held >= self.depth:
+                continue
+            if held and now - (worker.pending[0].began or now) > QUEUE_BEHIND_SECONDS:
+                continue
+            if chosen is None or held < len(chosen.pending):
+                chosen = worker
+        return chosen
+
+    def _wake(self) -> None:
+        """Room for one more request: the longest-waiting caller looks for it."""
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    async def _room(self, deadline: float) -> _Worker:
+        """A worker to send a request to, waiting for one until `deadline`."""
+        loop = asyncio.get_running_loop()
+        while (worker := self._choose()) is None:
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiting.append(waiter)
+            try:
+                async with asyncio.timeout_at(deadline):
+                    await waiter
+            except TimeoutError:
+                if waiter.done() and not waiter.cancelled():
+                    self._wake()  # woken as the time ran out: the room goes to the next
+                raise GateUnavailable("the checking service is busy") from None
+        return worker
+
+    def _send(self, worker: _Worker, data: bytes, timeout: float) -> _Sent:
+        sent = _Sent(asyncio.get_running_loop().create_future(), timeout)
+        worker.write(data)
+        worker.pending.append(sent)
+        if len(worker.pending) == 1:
+            self._begin(worker)
+        return sent
+
+    def _begin(self, worker: _Worker) -> None:
+        """The worker begins its first pending request: its time limit starts now."""
+        loop = asyncio.get_running_loop()
+        head = worker.pending[0]
+        head.began = loop.time()
+        worker.watch = loop.call_at(head.began + head.timeout, self._overran, worker)
+
+    async def _read_replies(self, worker: _Worker) -> None:
+        """Hand each reply to its caller, until the worker stops."""
+        try:
+            while True:
+                reply = await worker.read()
+                if worker.watch is not None:
+                    worker.watch.cancel()
+                answered = worker.pending.popleft()
+                if not answered.reply.done():  # else its caller gave up waiting
+                    answered.reply.set_result(reply)
+                if worker.pending:
+                    self._begin(worker)
+                elif worker.generation != self.generation:
+                    self._stop(worker)
+                    return
+                self._wake()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            if not worker.leaving:
+                log.error("a gate worker stopped: %s", _one_line(exc))
+                self._retire(worker, GateUnavailable("the checking service restarted"))
+
+    def _overran(self, worker: _Worker) -> None:
+        log.warning("a gate worker ran over its time limit; replacing it")
+        self._retire(worker, GateUnavailable("checking took longer than the time limit"))
 
     async def check(self, request: GateRequest, timeout: float) -> GateOutcome:
         """The gate's decision, or `GateUnavailable` (busy, too slow, or failed)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        deadline = asyncio.get_running_loop().time() + timeout
+        data = pickle.dumps(request, pickle.HIGHEST_PROTOCOL)
         while True:
+            worker = await self._room(deadline)
+            sent = self._send(worker, data, timeout)
             try:
                 async with asyncio.timeout_at(deadline):
-                    worker = await self._idle.get()
+                    status, detail = await sent.reply
             except TimeoutError:
-                raise GateUnavailable("the checking service is busy") from None
-            if self._current(worker):
-                break
-        try:
-            async with asyncio.timeout_at(deadline):
-                status, detail = await worker.call(request)
-        except TimeoutError:
-            log.warning("a gate worker ran over its time limit; replacing it")
-            self._retire(worker)
-            raise GateUnavailable("checking took longer than the time limit") from None
-        except (EOFError, OSError) as exc:
-            log.error("a gate worker stopped: %s", _one_line(exc))
-            self._retire(worker)
-            raise GateUnavailable("the checking service restarted") from None
-        if self._current(worker):
-            self._idle.put_nowait(worker)
+                raise GateUnavailable("checking took longer than the time limit") from None
+            except _Redispatch:
+                continue
+            break
         if status != "ok":
             raise GateUnavailable(f"the check failed ({detail})")
         outcome: GateOutcome = detail
         return outcome
 
-    def _retire(self, worker: _Worker) -> None:
-        """Kill `worker`, and start another in its place unless the pool is closing."""
+    def _retire(self, worker: _Worker, reason: GateUnavailable) -> None:
+        """Kill `worker`: its current request fails with `reason`, the ones waiting behind it
+        go to another worker; another starts in its place unless the pool is closing."""
+        worker.leaving = True
         self._all.discard(worker)
         worker.detach()
         worker.process.kill()
+        for place, sent in enumerate(worker.pending):
+            if not sent.reply.done():
+                sent.reply.set_exception(reason if place == 0 else _Redispatch())
+        worker.pending.clear()
         task = asyncio.get_running_loop().create_task(self._replace(worker))
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
 
     async def _replace(self, worker: _Worker) -> None:
         await asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
-        if self.closed:
-            return
+        if self.closed or worker.generation != self.generation:
+            return  # a worker of an older record is not replaced: the newer set is full
         try:
             await self._add_worker()
         except GateUnavailable as exc:
@@ -324,8 +461,13 @@ class GatePool:
         for task in list(self._replacing):
             task.cancel()
         loop = asyncio.get_running_loop()
+        stopping = GateUnavailable("the relay is stopping")
         for worker in self._all:
+            worker.leaving = True
             worker.detach()
+            for sent in worker.pending:
+                if not sent.reply.done():
+                    sent.reply.set_exception(stopping)
         await asyncio.gather(
             *(loop.run_in_executor(self._threads, w.stop) for w in self._all),
             return_exceptions=True,

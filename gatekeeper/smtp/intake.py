@@ -171,7 +171,7 @@ class Intake:
         except Exception:
             log.exception("could not store a message")
             self.metrics.messages.labels("store_error").inc()
-            # Never cancelled: a worker stopped mid-answer would hand its reply to the next.
+            # Awaited, not dropped: the worker checks it anyway, and its failure is seen here.
             await asyncio.wait([checking])
             if not checking.cancelled():
                 checking.exception()  # seen, so asyncio does not report it as lost
