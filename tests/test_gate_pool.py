@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from email import message_from_bytes
 
 import pytest
@@ -43,14 +43,20 @@ def settings_for(world: World, **values: object) -> Settings:
     )
 
 
-@contextlib.asynccontextmanager
-async def started(world: World, size: int = 1, **values: object) -> AsyncIterator[GatePool]:
-    pool = GatePool(settings_for(world, **values), size)
-    await pool.start()
-    try:
-        yield pool
-    finally:
-        await pool.close()
+def in_one_worker(
+    world: World, scenario: Callable[[GatePool, int], Awaitable[None]], **values: object
+) -> None:
+    """Run `scenario` with a started pool of one worker and that worker's process id."""
+
+    async def run() -> None:
+        pool = GatePool(settings_for(world, **values), 1)
+        await pool.start()
+        try:
+            await scenario(pool, *worker_pids(pool))
+        finally:
+            await pool.close()
+
+    asyncio.run(run())
 
 
 def request(raw: bytes) -> GateRequest:
@@ -107,115 +113,102 @@ def verdicts(outcomes: list[GateOutcome]) -> list[Verdict]:
 def test_each_message_gets_its_own_decision_when_a_worker_holds_the_next_one(
     world: World,
 ) -> None:
-    async def scenario() -> None:
-        async with started(world) as pool:
-            mixed = [released(world), blocked(world), held(world)] * 4
-            (pid,) = worker_pids(pool)
-            with paused(pid):
-                checks = [asyncio.ensure_future(pool.check(r, 120)) for r in mixed]
-                # The one worker is sent two at once: the one it checks and the next.
-                await until(lambda: pool.in_flight == 2, "two messages in the worker's pipe")
-            outcomes = await asyncio.gather(*checks)
-            expected = [Verdict.RELEASE, Verdict.BLOCK, Verdict.HOLD] * 4
-            assert verdicts(outcomes) == expected
+    async def scenario(pool: GatePool, pid: int) -> None:
+        mixed = [released(world), blocked(world), held(world)] * 4
+        with paused(pid):
+            checks = [asyncio.ensure_future(pool.check(r, 120)) for r in mixed]
+            # The one worker is sent two at once: the one it checks and the next.
+            await until(lambda: pool.in_flight == 2, "two messages in the worker's pipe")
+        outcomes = await asyncio.gather(*checks)
+        expected = [Verdict.RELEASE, Verdict.BLOCK, Verdict.HOLD] * 4
+        assert verdicts(outcomes) == expected
 
-    asyncio.run(scenario())
+    in_one_worker(world, scenario)
 
 
 def test_with_a_pipeline_of_one_a_worker_holds_one_message_at_a_time(world: World) -> None:
-    async def scenario() -> None:
-        async with started(world, gate_pipeline=1) as pool:
-            (pid,) = worker_pids(pool)
-            with paused(pid):
-                checks = [asyncio.ensure_future(pool.check(released(world), 120))]
-                checks.append(asyncio.ensure_future(pool.check(blocked(world), 120)))
-                await until(lambda: pool.in_flight == 1, "one message in the worker's pipe")
-                await asyncio.sleep(0.3)
-                assert pool.in_flight == 1
-            outcomes = await asyncio.gather(*checks)
-            assert verdicts(outcomes) == [Verdict.RELEASE, Verdict.BLOCK]
+    async def scenario(pool: GatePool, pid: int) -> None:
+        with paused(pid):
+            checks = [asyncio.ensure_future(pool.check(released(world), 120))]
+            checks.append(asyncio.ensure_future(pool.check(blocked(world), 120)))
+            await until(lambda: pool.in_flight == 1, "one message in the worker's pipe")
+            await asyncio.sleep(0.3)
+            assert pool.in_flight == 1
+        outcomes = await asyncio.gather(*checks)
+        assert verdicts(outcomes) == [Verdict.RELEASE, Verdict.BLOCK]
 
-    asyncio.run(scenario())
+    in_one_worker(world, scenario, gate_pipeline=1)
 
 
 def test_no_message_is_queued_behind_one_that_has_been_checking_for_a_while(
     world: World,
 ) -> None:
-    async def scenario() -> None:
-        async with started(world) as pool:
-            (pid,) = worker_pids(pool)
-            with paused(pid):
-                long = asyncio.ensure_future(pool.check(held(world), 120))
-                await until(lambda: pool.in_flight == 1, "the first message sent")
-                # Perhaps a long text: the next waits for a worker rather than behind it.
-                await asyncio.sleep(QUEUE_BEHIND_SECONDS + 0.2)
-                later = asyncio.ensure_future(pool.check(blocked(world), 120))
-                await asyncio.sleep(0.2)
-                assert pool.in_flight == 1
-            assert (await long).decision.verdict is Verdict.HOLD
-            assert (await later).decision.verdict is Verdict.BLOCK
+    async def scenario(pool: GatePool, pid: int) -> None:
+        with paused(pid):
+            long = asyncio.ensure_future(pool.check(held(world), 120))
+            await until(lambda: pool.in_flight == 1, "the first message sent")
+            # Perhaps a long text: the next waits for a worker rather than behind it.
+            await asyncio.sleep(QUEUE_BEHIND_SECONDS + 0.2)
+            later = asyncio.ensure_future(pool.check(blocked(world), 120))
+            await asyncio.sleep(0.2)
+            assert pool.in_flight == 1
+        assert (await long).decision.verdict is Verdict.HOLD
+        assert (await later).decision.verdict is Verdict.BLOCK
 
-    asyncio.run(scenario())
+    in_one_worker(world, scenario)
 
 
 def test_a_message_waiting_behind_one_that_runs_over_goes_to_a_fresh_worker(
     world: World,
 ) -> None:
-    async def scenario() -> None:
-        async with started(world) as pool:
-            (stuck,) = worker_pids(pool)
-            with paused(stuck):
-                slow = asyncio.ensure_future(pool.check(released(world), 3))
-                behind = asyncio.ensure_future(pool.check(blocked(world), 120))
-                await until(lambda: pool.in_flight == 2, "both messages in the worker's pipe")
-                with pytest.raises(GateUnavailable, match="longer than the time limit"):
-                    await slow
-            # The worker was killed for the first; the second was checked all the same.
-            outcome = await behind
-            assert outcome.decision.verdict is Verdict.BLOCK
-            (fresh,) = worker_pids(pool)
-            assert fresh != stuck
-            with pytest.raises(ProcessLookupError):
-                os.kill(stuck, 0)
+    async def scenario(pool: GatePool, stuck: int) -> None:
+        with paused(stuck):
+            slow = asyncio.ensure_future(pool.check(released(world), 3))
+            behind = asyncio.ensure_future(pool.check(blocked(world), 120))
+            await until(lambda: pool.in_flight == 2, "both messages in the worker's pipe")
+            with pytest.raises(GateUnavailable, match="longer than the time limit"):
+                await slow
+        # The worker was killed for the first; the second was checked all the same.
+        outcome = await behind
+        assert outcome.decision.verdict is Verdict.BLOCK
+        (fresh,) = worker_pids(pool)
+        assert fresh != stuck
+        with pytest.raises(ProcessLookupError):
+            os.kill(stuck, 0)
 
-    asyncio.run(scenario())
+    in_one_worker(world, scenario)
 
 
 def test_a_caller_that_gives_up_leaves_the_worker_alone_and_its_late_reply_reaches_no_one(
     world: World,
 ) -> None:
-    async def scenario() -> None:
-        async with started(world) as pool:
-            (pid,) = worker_pids(pool)
-            with paused(pid):
-                first = asyncio.ensure_future(pool.check(held(world), 120))
-                impatient = asyncio.ensure_future(pool.check(released(world), 1))
-                with pytest.raises(GateUnavailable, match="longer than the time limit"):
-                    await impatient
-            # The worker goes on: it answers the first, then the one nobody waits for.
-            assert (await first).decision.verdict is Verdict.HOLD
-            after = await pool.check(blocked(world), 120)
-            assert after.decision.verdict is Verdict.BLOCK
-            assert worker_pids(pool) == [pid]
+    async def scenario(pool: GatePool, pid: int) -> None:
+        with paused(pid):
+            first = asyncio.ensure_future(pool.check(held(world), 120))
+            impatient = asyncio.ensure_future(pool.check(released(world), 1))
+            with pytest.raises(GateUnavailable, match="longer than the time limit"):
+                await impatient
+        # The worker goes on: it answers the first, then the one nobody waits for.
+        assert (await first).decision.verdict is Verdict.HOLD
+        after = await pool.check(blocked(world), 120)
+        assert after.decision.verdict is Verdict.BLOCK
+        assert worker_pids(pool) == [pid]
 
-    asyncio.run(scenario())
+    in_one_worker(world, scenario)
 
 
 def test_after_a_reload_the_old_worker_answers_what_it_holds_then_stops(world: World) -> None:
-    async def scenario() -> None:
-        async with started(world) as pool:
-            (old,) = worker_pids(pool)
-            with paused(old):
-                checks = [
-                    asyncio.ensure_future(pool.check(r, 300))
-                    for r in (held(world), released(world))
-                ]
-                await until(lambda: pool.in_flight == 2, "both messages in the worker's pipe")
-                await pool.reload()
-                # New messages go to the new worker while the old one still holds two.
-                assert (await pool.check(blocked(world), 60)).decision.verdict is Verdict.BLOCK
-            assert verdicts(await asyncio.gather(*checks)) == [Verdict.HOLD, Verdict.RELEASE]
-            await until(lambda: old not in worker_pids(pool), "the old worker to leave")
-            assert len(worker_pids(pool)) == 1
+    async def scenario(pool: GatePool, old: int) -> None:
+        with paused(old):
+            checks = [
+                asyncio.ensure_future(pool.check(r, 300)) for r in (held(world), released(world))
+            ]
+            await until(lambda: pool.in_flight == 2, "both messages in the worker's pipe")
+            await pool.reload()
+            # New messages go to the new worker while the old one still holds two.
+            assert (await pool.check(blocked(world), 60)).decision.verdict is Verdict.BLOCK
+        assert verdicts(await asyncio.gather(*checks)) == [Verdict.HOLD, Verdict.RELEASE]
+        await until(lambda: old not in worker_pids(pool), "the old worker to leave")
+        assert len(worker_pids(pool)) == 1
 
-    asyncio.run(scenario())
+    in_one_worker(world, scenario)

@@ -35,6 +35,7 @@ from typing import Any
 from gatekeeper.config import Settings
 from gatekeeper.decision import Decision
 from gatekeeper.smtp.affinity import spread_over
+from gatekeeper.smtp.waitline import WaitLine
 
 log = logging.getLogger(__name__)
 
@@ -244,7 +245,7 @@ class GatePool:
         # Starting (and stopping) a whole new set of workers while the old ones still serve.
         self._threads = ThreadPoolExecutor(2 * self.size + 2, thread_name_prefix="gate-start")
         self._all: set[_Worker] = set()
-        self._waiting: deque[asyncio.Future[None]] = deque()  # callers waiting for room
+        self._waiting = WaitLine()  # callers waiting for room in a worker
         self._numbers = iter(range(1, 1_000_000))
         self._replacing: set[asyncio.Future[Any]] = set()  # stops and replacements under way
         self.closed = False
@@ -296,7 +297,7 @@ class GatePool:
         self._all.add(worker)
         worker.replies = asyncio.get_running_loop().create_task(self._read_replies(worker))
         for _ in range(self.depth):
-            self._wake()
+            self._waiting.wake_one()
 
     async def _add_worker(self) -> None:
         self._enlist(await self._started(self.generation))
@@ -347,26 +348,17 @@ class GatePool:
                 chosen = worker
         return chosen
 
-    def _wake(self) -> None:
-        """Room for one more request: the longest-waiting caller looks for it."""
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-
     async def _room(self, deadline: float) -> _Worker:
         """A worker to send a request to, waiting for one until `deadline`."""
-        loop = asyncio.get_running_loop()
         while (worker := self._choose()) is None:
-            waiter: asyncio.Future[None] = loop.create_future()
-            self._waiting.append(waiter)
+            waiter = self._waiting.join()
             try:
                 async with asyncio.timeout_at(deadline):
                     await waiter
             except TimeoutError:
                 if waiter.done() and not waiter.cancelled():
-                    self._wake()  # woken as the time ran out: the room goes to the next
+                    self._waiting.wake_one()  # woken as time ran out: the room goes on
+                self._waiting.leave(waiter)
                 raise GateUnavailable("the checking service is busy") from None
         return worker
 
@@ -400,7 +392,7 @@ class GatePool:
                 elif worker.generation != self.generation:
                     self._stop(worker)
                     return
-                self._wake()
+                self._waiting.wake_one()
         except asyncio.CancelledError:
             raise
         except Exception as exc:

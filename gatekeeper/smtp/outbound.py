@@ -54,6 +54,7 @@ from gatekeeper.config import Settings
 from gatekeeper.quarantine import Quarantine
 from gatekeeper.smtp.metrics import RelayMetrics
 from gatekeeper.smtp.notices import NoticeWriter
+from gatekeeper.smtp.waitline import WaitLine
 from gatekeeper.smtp.writer import StoreWriter
 from gatekeeper.store.correspondence import (
     Item,
@@ -102,7 +103,7 @@ class Doorbell:
     message the intake released for the next worker to `take()`, and rings."""
 
     def __init__(self) -> None:
-        self._waiting: deque[asyncio.Future[None]] = deque()
+        self._line = WaitLine()
         self._rung = False
         self._handed: deque[Handoff] = deque()
         self._handed_bytes = 0
@@ -135,18 +136,11 @@ class Doorbell:
         return handed
 
     def set(self) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
-                return
-        self._rung = True
+        if not self._line.wake_one():
+            self._rung = True
 
     def set_all(self) -> None:
-        while self._waiting:
-            waiter = self._waiting.popleft()
-            if not waiter.done():
-                waiter.set_result(None)
+        self._line.wake_all()
         self._rung = True
 
     async def wait(self, timeout: float) -> None:
@@ -154,15 +148,13 @@ class Doorbell:
         if self._rung:
             self._rung = False
             return
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiting.append(waiter)
+        waiter = self._line.join()
         try:
             await asyncio.wait_for(waiter, timeout)
         except TimeoutError:
             pass
         finally:
-            with contextlib.suppress(ValueError):
-                self._waiting.remove(waiter)
+            self._line.leave(waiter)
 
 
 def aware(moment: dt.datetime) -> dt.datetime:
