@@ -77,17 +77,19 @@ def escalated(
     sender: str,
     minutes: float,
     link: str,
+    letter: bool = False,
 ) -> bytes:
     where = f" Open it here: {link}" if link else ""
+    what = "letter" if letter else "email"  # a printed letter waits in the same queue
     return _notice(
         sender_address,
         to,
         f"Waiting for a second check for {_age(minutes)}: ref {ref}",
         [
-            f'An email from {sender}, "{_shown(subject)}" (ref {ref}), has waited {_age(minutes)}'
-            f" for a second check and has been escalated.{where}",
+            f'A{"" if letter else "n"} {what} from {sender}, "{_shown(subject)}" (ref {ref}),'
+            f" has waited {_age(minutes)} for a second check and has been escalated.{where}",
             "What to do next: if you can, open the approval queue and decide on it (you cannot"
-            " decide on your own email).",
+            f" decide on your own {what}).",
         ],
     )
 

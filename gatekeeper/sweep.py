@@ -109,6 +109,7 @@ class HeldSweep:
                 ITEMS.c.ref,
                 ITEMS.c.sender,
                 ITEMS.c.team,
+                ITEMS.c.channel,
                 *SUBJECT_COLUMNS,
                 ITEMS.c.received_at,
             )
@@ -194,6 +195,7 @@ class HeldSweep:
                 sender=sender,
                 minutes=waited,
                 link=f"{base}/items/{ref}" if base else "",
+                letter=getattr(row, "channel", "") == "post",
             )
             enqueue(
                 conn,

@@ -69,6 +69,20 @@ def test_an_item_waiting_too_long_is_escalated_once_to_its_teams_checkers(
     assert "escalated" in checker.get(f"/items/{late}").text
 
 
+def test_a_held_letter_waiting_too_long_is_escalated_as_a_letter(world: WebWorld) -> None:
+    ref = world.hold_lookalike()
+    with world.engine.begin() as conn:
+        conn.execute(update(Item).where(Item.ref == ref).values(channel="post"))
+    waited(world, ref, 2)
+    assert HeldSweep(world.engine, world.settings).run().escalated == [ref]
+    notices = world.outbound(ref)
+    assert notices
+    for notice in notices:
+        text = " ".join(message_from_bytes(notice.raw).get_payload(decode=True).decode().split())
+        assert f"A letter from {world.sender.email}" in text, text
+        assert "email" not in text.replace(world.sender.email, ""), text
+
+
 def test_an_item_nobody_decided_in_time_returns_to_its_sender(world: WebWorld) -> None:
     ref = world.hold_lookalike()
     waited(world, ref, 73)  # the default policy expires after 72 hours
