@@ -102,6 +102,12 @@ class Settings:
         " gets its next message only after answering.",
         2,
     )
+    gate_worker_messages: int = _doc(
+        "Messages a gate worker answers before a fresh one takes over from it (it finishes"
+        " what it holds first), which bounds the memory that spaCy's pools keep of what"
+        " they read. 0: never.",
+        50000,
+    )
     relay_cpu: str = _doc(
         "The CPU `gatekeeper relay` keeps its own threads on (SMTP, store writer, delivery),"
         " which share one interpreter lock: `auto` takes the first CPU it may use when it"

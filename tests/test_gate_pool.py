@@ -87,6 +87,14 @@ def worker_pids(pool: GatePool) -> list[int]:
     return sorted(w.process.pid for w in pool._all if w.process.pid is not None)
 
 
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 @contextlib.contextmanager
 def paused(pid: int) -> Iterator[None]:
     """The worker process stands still (it reads nothing more from its pipe) until the end."""
@@ -173,8 +181,7 @@ def test_a_message_waiting_behind_one_that_runs_over_goes_to_a_fresh_worker(
         assert outcome.decision.verdict is Verdict.BLOCK
         (fresh,) = worker_pids(pool)
         assert fresh != stuck
-        with pytest.raises(ProcessLookupError):
-            os.kill(stuck, 0)
+        assert not alive(stuck)
 
     in_one_worker(world, scenario)
 
@@ -212,3 +219,19 @@ def test_after_a_reload_the_old_worker_answers_what_it_holds_then_stops(world: W
         assert len(worker_pids(pool)) == 1
 
     in_one_worker(world, scenario)
+
+
+def test_a_worker_that_has_answered_its_share_makes_way_for_a_fresh_one(world: World) -> None:
+    async def scenario(pool: GatePool, worn: int) -> None:
+        for _ in range(3):
+            assert (await pool.check(released(world), 120)).decision.verdict is Verdict.RELEASE
+        # It has answered its share: a fresh worker starts, and nothing waits meanwhile.
+        mixed = [held(world), blocked(world)] * 3
+        outcomes = await asyncio.gather(*(pool.check(r, 120) for r in mixed))
+        assert verdicts(outcomes) == [Verdict.HOLD, Verdict.BLOCK] * 3
+        await until(lambda: not alive(worn), "the worn worker to stop")
+        (fresh,) = worker_pids(pool)
+        assert (await pool.check(blocked(world), 120)).decision.verdict is Verdict.BLOCK
+        assert worker_pids(pool) == [fresh]
+
+    in_one_worker(world, scenario, gate_worker_messages=3)

@@ -159,6 +159,9 @@ class _Worker:
         self.watch: asyncio.TimerHandle | None = None  # the time limit of pending[0]
         self.replies: asyncio.Task[None] | None = None  # reads the replies into `pending`
         self.leaving = False  # retired or stopping: takes no further request
+        self.answered = 0
+        self.renewing = False  # a fresh worker is starting to take over from this one
+        self.worn = False  # its successor is ready: it finishes what it holds, then stops
 
     async def attach(self) -> None:
         """Talk to the (ready) worker from the event loop from now on."""
@@ -340,7 +343,7 @@ class GatePool:
         chosen: _Worker | None = None
         for worker in self._all:
             held = len(worker.pending)
-            if worker.leaving or worker.generation != self.generation or held >= self.depth:
+            if not self._serving(worker) or held >= self.depth:
                 continue
             if held and now - (worker.pending[0].began or now) > QUEUE_BEHIND_SECONDS:
                 continue
@@ -387,9 +390,13 @@ class GatePool:
                 answered = worker.pending.popleft()
                 if not answered.reply.done():  # else its caller gave up waiting
                     answered.reply.set_result(reply)
+                worker.answered += 1
+                share = self.settings.gate_worker_messages
+                if share and worker.answered >= share and not worker.renewing:
+                    self._renew(worker)
                 if worker.pending:
                     self._begin(worker)
-                elif worker.generation != self.generation:
+                elif not self._serving(worker):
                     self._stop(worker)
                     return
                 self._waiting.wake_one()
@@ -399,6 +406,37 @@ class GatePool:
             if not worker.leaving:
                 log.error("a gate worker stopped: %s", _one_line(exc))
                 self._retire(worker, GateUnavailable("the checking service restarted"))
+
+    def _serving(self, worker: _Worker) -> bool:
+        """Whether `worker` takes new requests: it holds the newest gate and has work left."""
+        return not (worker.leaving or worker.worn or worker.generation != self.generation)
+
+    def _renew(self, worker: _Worker) -> None:
+        """Start a fresh worker to take over from one that has answered its share: spaCy's
+        pools keep a little of every message, so a worker's memory grows with what it reads.
+        The old one serves on until the fresh one is ready."""
+        worker.renewing = True
+        log.info("a gate worker answered %d messages; starting a fresh one", worker.answered)
+        task = asyncio.get_running_loop().create_task(self._take_over(worker))
+        self._replacing.add(task)
+        task.add_done_callback(self._replacing.discard)
+
+    async def _take_over(self, worker: _Worker) -> None:
+        try:
+            fresh = await self._started(self.generation)
+        except GateUnavailable as exc:
+            log.error("could not start a fresh gate worker: %s", exc)
+            worker.renewing = False
+            worker.answered = 0  # it serves on; try again after another share
+            return
+        if not self._serving(worker):  # it was replaced meanwhile (time limit, reload)
+            fresh.detach()
+            await asyncio.get_running_loop().run_in_executor(self._threads, fresh.stop)
+            return
+        worker.worn = True
+        if not worker.pending:
+            self._stop(worker)
+        self._enlist(fresh)
 
     def _overran(self, worker: _Worker) -> None:
         log.warning("a gate worker ran over its time limit; replacing it")
