@@ -337,6 +337,21 @@ def test_a_process_without_the_keyring_says_which_key_it_lacks(
     assert f"sealed under key {sealing_key(world)}, which this keyring lacks" in elsewhere.stderr
     assert "Traceback" not in elsewhere.stderr
 
+    # The item page, from a web app given the other keyring: the reason, not a crash.
+    app = create_app(
+        Settings(internal_domains=("gatekeeper.example",), quarantine_key_file=str(other)),
+        world.engine,
+        sweep=False,
+    )
+    with TestClient(app, follow_redirects=False, raise_server_exceptions=False) as browser:
+        form = {"email": world.checker.email, "password": PASSWORD, "next": "/"}
+        assert post_form(browser, "/login", form, page="/login").status_code == 303
+        page = browser.get(f"/items/{ref}")
+    assert page.status_code == 503, page.text[:500]
+    assert "Sealed content cannot be opened here" in page.text
+    assert f"sealed under key {sealing_key(world)}, which this keyring lacks" in page.text
+    assert world.checker.name in page.text and "Sign out" in page.text  # still signed in
+
     both = run_gatekeeper(
         "held",
         "list",

@@ -28,14 +28,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gatekeeper.config import Settings
 from gatekeeper.held import HeldQueue
+from gatekeeper.quarantine import QuarantineError
 from gatekeeper.smtp.auth import StaffDirectory
 from gatekeeper.store import open_store
 from gatekeeper.web import audit, canaries, health, item, login, mine, queue, register, scan, users
-from gatekeeper.web.auth import SIGNED_IN, Viewer
+from gatekeeper.web.auth import SIGNED_IN, SignOnRefused, Viewer, resolve_viewer
 from gatekeeper.web.context import WebContext, make_templates
 from gatekeeper.web.metrics import WebMetrics
 from gatekeeper.web.proxy import TrustedProxies, networks
-from gatekeeper.web.routing import page
+from gatekeeper.web.routing import error_page, page
 from gatekeeper.web.security import SecurityHeaders
 from gatekeeper.web.sessions import SessionCookies, session_secret
 
@@ -103,6 +104,7 @@ def create_app(
             Middleware(RequestLog, metrics=metrics),
         ],
         lifespan=lifespan,
+        exception_handlers={QuarantineError: _unsealable},
     )
     app.state.gatekeeper = ctx
     return app
@@ -111,6 +113,25 @@ def create_app(
 async def home(request: Request, viewer: Viewer) -> Response:
     """Checkers and governance start at the queue; everyone else at their own items."""
     return RedirectResponse("/queue" if viewer.may_queue else "/mine", status_code=303)
+
+
+async def _unsealable(request: Request, exc: Exception) -> Response:
+    """Sealed content this server's keyring cannot open: say so, and who can mend it."""
+    log.error("sealed content could not be opened: %s", exc, extra={"path": request.url.path})
+    try:
+        viewer = await resolve_viewer(request)
+    except SignOnRefused:
+        viewer = None
+    return error_page(
+        request,
+        viewer,
+        503,
+        "Sealed content cannot be opened here",
+        f"This page shows content sealed in the store, and this server cannot open it: {exc}."
+        " Nothing was changed. Ask an administrator to give the web app the store's keyring"
+        " (quarantine_key_file or quarantine_keys; see `gatekeeper keys status`).",
+        reason="unsealable",
+    )
 
 
 async def _sweep_forever(ctx: WebContext) -> None:
