@@ -73,6 +73,15 @@ class Settings:
         " AUTH: a front MTA that has authenticated the sender already. Default: none.",
         factory=tuple,
     )
+    relay_proxies: tuple[str, ...] = _doc(
+        "Load balancers (CIDR, comma-separated in the environment) in front of the relay that"
+        " begin each connection with a PROXY protocol header (HAProxy's `send-proxy` or"
+        " `send-proxy-v2`). When set, every connection must come from one of them and begin"
+        " with the header, and the client address it carries is the one that counts: for"
+        " `trusted_networks`, the sign-in limits, the audit trail and the `Received:` header."
+        " Default: none.",
+        factory=tuple,
+    )
     relay_auth_failures: int = _doc(
         "Failed AUTH attempts from one client address (an IPv6 client's /64) or for one user"
         " name within `relay_auth_window_seconds` after which the relay refuses AUTH from it"

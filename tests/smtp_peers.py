@@ -9,6 +9,7 @@ arriving, a port opening); their time limits are safety nets, not assertions.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -31,7 +32,7 @@ from email.utils import make_msgid
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import Engine
 
 from gatekeeper.passwords import hash_password
@@ -206,8 +207,23 @@ class World:
                 )
             )
 
+    def audited_from(self, action: str) -> list[str | None]:
+        """The client address of each audit event `action`, oldest first."""
+        with self.engine.connect() as conn:
+            query = text("SELECT remote FROM audit_events WHERE action = :action ORDER BY id")
+            return list(conn.execute(query, {"action": action}).scalars())
+
     def client_tls(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.cert))
+
+    def auth_plain(self, smtp: smtplib.SMTP, user: str, password: str) -> str:
+        """One AUTH PLAIN after STARTTLS on `smtp`: the reply, as "535 5.7.8 ..."."""
+        with smtp:
+            smtp.starttls(context=self.client_tls())
+            smtp.ehlo()
+            blob = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+            code, text = smtp.docmd("AUTH", f"PLAIN {blob}")
+            return f"{code} {text.decode()}"
 
 
 # -- the upstream ---------------------------------------------------------------------------

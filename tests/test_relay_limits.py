@@ -3,7 +3,6 @@ and nothing leaves; after repeated failed sign-ins AUTH is refused, the password
 
 from __future__ import annotations
 
-import base64
 import smtplib
 import time
 import urllib.request
@@ -62,12 +61,7 @@ def throttled(world: World) -> Iterator[RelayProcess]:
 
 def auth_plain(relay: RelayProcess, world: World, source: str, user: str, password: str) -> str:
     """One AUTH PLAIN after STARTTLS from `source`: the reply, as "535 5.7.8 ..."."""
-    with relay.connect(source) as smtp:
-        smtp.starttls(context=world.client_tls())
-        smtp.ehlo()
-        blob = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-        code, text = smtp.docmd("AUTH", f"PLAIN {blob}")
-        return f"{code} {text.decode()}"
+    return world.auth_plain(relay.connect(source), user, password)
 
 
 def auth_login(relay: RelayProcess, world: World, source: str, user: str, password: str) -> str:
@@ -79,15 +73,6 @@ def auth_login(relay: RelayProcess, world: World, source: str, user: str, passwo
         except smtplib.SMTPAuthenticationError as refused:
             return f"{refused.smtp_code} {refused.smtp_error.decode()}"
         return "235"
-
-
-def audited_from(world: World, action: str) -> list[str | None]:
-    """The client address of each audit event `action`, oldest first."""
-    with world.engine.connect() as conn:
-        rows = conn.exec_driver_sql(
-            "SELECT remote FROM audit_events WHERE action = ? ORDER BY id", (action,)
-        )
-        return list(rows.scalars())
 
 
 def test_failed_sign_ins_from_one_address_refuse_its_auth_with_the_right_password_too(
@@ -105,7 +90,7 @@ def test_failed_sign_ins_from_one_address_refuse_its_auth_with_the_right_passwor
     # Another client, and the same user from there, are not affected.
     assert auth_plain(throttled, world, "127.0.0.1", world.sender.email, PASSWORD).startswith("235")
     # The block is audited once, not at every refused try.
-    refused_here = [r for r in audited_from(world, "relay.auth_throttled") if r == guesser]
+    refused_here = [r for r in world.audited_from("relay.auth_throttled") if r == guesser]
     assert refused_here == [guesser]
 
 

@@ -83,10 +83,11 @@ def check_settings(settings: Settings) -> None:
             raise ConfigError(f"{name} {path} does not exist")
     if settings.tls_key_file and not settings.tls_cert_file:
         raise ConfigError("tls_key_file is set but tls_cert_file is not")
-    try:
-        TrustedNetworks(settings.trusted_networks)
-    except ValueError as exc:
-        raise ConfigError(f"trusted_networks: {exc}") from None
+    for name in ("trusted_networks", "relay_proxies"):
+        try:
+            TrustedNetworks(getattr(settings, name))
+        except ValueError as exc:
+            raise ConfigError(f"{name}: {exc}") from None
     if settings.data_size_limit <= 0 or settings.gate_timeout <= 0:
         raise ConfigError("data_size_limit and gate_timeout must be greater than 0")
     if settings.relay_auth_failures < 0 or settings.relay_auth_window_seconds <= 0:
@@ -168,6 +169,7 @@ class Relay:
             intake,
             directory=StaffDirectory(engine, cache_seconds=STAFF_CACHE_SECONDS),
             trusted=TrustedNetworks(s.trusted_networks),
+            proxies=TrustedNetworks(s.relay_proxies),
             metrics=self.metrics,
             store=self.store,
             writer=writer,
@@ -181,6 +183,7 @@ class Relay:
             loop=loop,
             on_open=self._opened,
             on_close=self._closed,
+            proxy_protocol=bool(s.relay_proxies),
         )
         self._server = await loop.create_server(factory, s.relay_host, s.relay_port)
         self.listening = True

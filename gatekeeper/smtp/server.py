@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from typing import Any, AnyStr, TypeVar
 
+from aiosmtpd.proxy_protocol import ProxyData
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from gatekeeper.smtp import status
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 # More than any real message has; a longer list is a mistake or abuse.
 MAX_RECIPIENTS = 500
+# Seconds a load balancer's connection has to send its PROXY header.
+PROXY_SECONDS = 10.0
 
 T = TypeVar("T")
 
@@ -100,6 +103,14 @@ class RelaySMTP(SMTP):
     def uses_tls(self) -> bool:
         return self._tls_protocol is not None
 
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # STARTTLS starts a new session, which aiosmtpd gives no PROXY data: without this
+        # the client would be judged by the balancer's address from then on.
+        proxy = self.session.proxy_data if self.session is not None else None
+        super().connection_made(transport)
+        if proxy is not None and self.session is not None:
+            self.session.proxy_data = proxy
+
 
 class RelayHandler:
     """aiosmtpd hooks: each returns the reply string, as aiosmtpd expects."""
@@ -114,8 +125,10 @@ class RelayHandler:
         store: Executor,
         writer: StoreWriter,
         throttle: AuthThrottle | None = None,
+        proxies: TrustedNetworks | None = None,
     ) -> None:
         self.intake = intake
+        self.proxies = proxies or TrustedNetworks(())  # load balancers sending PROXY headers
         self.directory = directory
         self.trusted = trusted
         self.metrics = metrics
@@ -126,6 +139,18 @@ class RelayHandler:
 
     async def _in_store(self, call: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self.store, call, *args)
+
+    async def handle_PROXY(
+        self, server: RelaySMTP, session: Session, envelope: Envelope, proxy: ProxyData
+    ) -> bool:
+        """Take a PROXY header only from a configured load balancer: from anyone else it
+        would let a client choose the address it is judged by."""
+        balancer = _connected(session)
+        if balancer in self.proxies and proxy.valid:
+            return True
+        self.metrics.refusals.labels("proxy_refused").inc()
+        log.warning("refused a PROXY header", extra={"from": balancer, "valid": proxy.valid})
+        return False
 
     # -- AUTH: our own PLAIN and LOGIN, so the argon2 check runs off the event loop --
 
@@ -305,6 +330,14 @@ def _client(server: RelaySMTP) -> str:
 
 
 def _peer(session: Session) -> str:
+    """The client's address: as a load balancer's PROXY header gives it, else as connected."""
+    proxy = session.proxy_data
+    if isinstance(proxy, ProxyData) and proxy.src_addr:
+        return str(proxy.src_addr)
+    return _connected(session)
+
+
+def _connected(session: Session) -> str:
     peer = session.peer
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer or "")
 
@@ -343,6 +376,7 @@ def protocol_factory(
     loop: asyncio.AbstractEventLoop,
     on_open: Callable[[RelaySMTP], None],
     on_close: Callable[[RelaySMTP], None],
+    proxy_protocol: bool = False,
 ) -> Callable[[], RelaySMTP]:
     """A new `RelaySMTP` per connection, with the relay's fixed choices."""
 
@@ -376,6 +410,7 @@ def protocol_factory(
             auth_require_tls=True,
             timeout=300,
             loop=loop,
+            proxy_protocol_timeout=PROXY_SECONDS if proxy_protocol else None,
         )
 
     return make
