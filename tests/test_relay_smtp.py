@@ -11,9 +11,12 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
+import signal
 import subprocess
 import urllib.request
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -474,3 +477,46 @@ def test_the_relays_own_threads_share_one_cpu_and_its_gate_workers_use_them_all(
     for worker in workers:
         for tid in os.listdir(f"/proc/{worker}/task"):
             assert _cpus(worker, int(tid)) == allowed
+
+
+def gate_messages(relay: RelayProcess) -> dict[str, float]:
+    """`gatekeeper_gate_messages` from the relay's /metrics, by where they are."""
+    url = f"http://127.0.0.1:{relay.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=30) as response:
+        text = response.read().decode()
+    found = re.findall(r'^gatekeeper_gate_messages\{where="(\w+)"\} (\S+)$', text, re.M)
+    return {where: float(value) for where, value in found}
+
+
+def test_the_metrics_count_the_messages_at_the_gate(world: World, relay: RelayProcess) -> None:
+    assert relay.process is not None
+    workers = _gate_workers(relay.process.pid)
+    assert workers, "no gate worker found"
+    for worker in workers:  # the checks stand still: messages pile up at the gate
+        os.kill(worker, signal.SIGSTOP)
+    try:
+        with ThreadPoolExecutor(3) as clients:
+            replies = [
+                clients.submit(
+                    relay.submit,
+                    None,
+                    clean_message(world, f"Queued {n}"),
+                    mail_from=world.sender.email,
+                    source=TRUSTED_SOURCE,
+                )
+                for n in range(3)
+            ]
+
+            def all_at_the_gate() -> dict[str, float] | None:
+                counted = gate_messages(relay)
+                return counted if sum(counted.values()) == 3 else None
+
+            counted = wait_for(all_at_the_gate, "three messages at the gate")
+            assert counted["in_worker"] >= 1
+            for worker in workers:
+                os.kill(worker, signal.SIGCONT)
+            assert [r.result(timeout=300)[0] for r in replies] == [250, 250, 250]
+    finally:
+        for worker in workers:
+            os.kill(worker, signal.SIGCONT)
+    assert gate_messages(relay) == {"in_worker": 0.0, "waiting": 0.0}

@@ -264,6 +264,11 @@ class GatePool:
         """Requests sent to workers and not yet answered."""
         return sum(len(w.pending) for w in self._all)
 
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for room in a worker."""
+        return len(self._waiting)
+
     async def start(self) -> None:
         """Start every worker and wait until each has loaded its gate."""
         await asyncio.gather(*(self._add_worker() for _ in range(self.size)))

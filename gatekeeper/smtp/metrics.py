@@ -68,6 +68,13 @@ class RelayMetrics:
         self.gate_workers = Gauge(
             "gatekeeper_gate_workers", "Gate worker processes ready.", registry=r
         )
+        self.gate_messages = Gauge(
+            "gatekeeper_gate_messages",
+            "Messages at the gate: handed to a worker and not yet answered (in_worker), or"
+            " waiting for room in one (waiting).",
+            ["where"],
+            registry=r,
+        )
         self.sessions = Gauge("gatekeeper_relay_sessions", "Open SMTP sessions.", registry=r)
 
     def render(self) -> bytes:

@@ -135,7 +135,10 @@ class Relay:
         self.writer = writer = StoreWriter(engine)
         notices = notice_writer(s)
         queue = OutboundQueue(engine, s, self.node, notices)
-        self.gates = GatePool(s, s.gate_workers or os.cpu_count() or 1, cpus=self.gate_cpus)
+        self.gates = gates = GatePool(s, s.gate_workers or os.cpu_count() or 1, cpus=self.gate_cpus)
+        # Read when /metrics is scraped: nothing to keep up to date per message.
+        self.metrics.gate_messages.labels("in_worker").set_function(lambda: gates.in_flight)
+        self.metrics.gate_messages.labels("waiting").set_function(lambda: gates.waiting)
         intake = Intake(
             engine,
             s,

@@ -13,6 +13,10 @@ class WaitLine:
     def __init__(self) -> None:
         self._waiting: deque[asyncio.Future[None]] = deque()
 
+    def __len__(self) -> int:
+        """Callers still waiting."""
+        return sum(not waiter.done() for waiter in self._waiting)
+
     def join(self) -> asyncio.Future[None]:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._waiting.append(waiter)
