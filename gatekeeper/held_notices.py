@@ -81,12 +81,13 @@ def escalated(
 ) -> bytes:
     where = f" Open it here: {link}" if link else ""
     what = "letter" if letter else "email"  # a printed letter waits in the same queue
+    item = "A letter" if letter else "An email"
     return _notice(
         sender_address,
         to,
         f"Waiting for a second check for {_age(minutes)}: ref {ref}",
         [
-            f'A{"" if letter else "n"} {what} from {sender}, "{_shown(subject)}" (ref {ref}),'
+            f'{item} from {sender}, "{_shown(subject)}" (ref {ref}),'
             f" has waited {_age(minutes)} for a second check and has been escalated.{where}",
             "What to do next: if you can, open the approval queue and decide on it (you cannot"
             f" decide on your own {what}).",

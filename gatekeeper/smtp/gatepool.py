@@ -237,12 +237,11 @@ class GatePool:
         size: int,
         *,
         cpus: frozenset[int] | None = None,
-        depth: int | None = None,
     ) -> None:
         self.settings = settings
         self.cpus = cpus  # where the workers run (None: where the relay's threads do)
         self.size = max(1, size)
-        self.depth = max(1, settings.gate_pipeline if depth is None else depth)
+        self.depth = max(1, settings.gate_pipeline)
         # spawn, not fork: the relay has threads, an event loop and database connections.
         self._context = multiprocessing.get_context("spawn")
         # Starting (and stopping) a whole new set of workers while the old ones still serve.
@@ -334,11 +333,14 @@ class GatePool:
             self._enlist(worker)
 
     def _stop(self, worker: _Worker) -> None:
-        """Let an idle worker go (its gate is out of date, or the pool is closing)."""
+        """Let a worker with nothing in hand go (out of date, worn, or not needed)."""
         worker.leaving = True
         self._all.discard(worker)
         worker.detach()
-        task = asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
+        self._track(asyncio.get_running_loop().run_in_executor(self._threads, worker.stop))
+
+    def _track(self, task: asyncio.Future[Any]) -> None:
+        """Keep a stop or replacement under way (`close` cancels what has not finished)."""
         self._replacing.add(task)
         task.add_done_callback(self._replacing.discard)
 
@@ -422,9 +424,7 @@ class GatePool:
         The old one serves on until the fresh one is ready."""
         worker.renewing = True
         log.info("a gate worker answered %d messages; starting a fresh one", worker.answered)
-        task = asyncio.get_running_loop().create_task(self._take_over(worker))
-        self._replacing.add(task)
-        task.add_done_callback(self._replacing.discard)
+        self._track(asyncio.get_running_loop().create_task(self._take_over(worker)))
 
     async def _take_over(self, worker: _Worker) -> None:
         try:
@@ -435,8 +435,7 @@ class GatePool:
             worker.answered = 0  # it serves on; try again after another share
             return
         if not self._serving(worker):  # it was replaced meanwhile (time limit, reload)
-            fresh.detach()
-            await asyncio.get_running_loop().run_in_executor(self._threads, fresh.stop)
+            self._stop(fresh)
             return
         worker.worn = True
         if not worker.pending:
@@ -474,13 +473,8 @@ class GatePool:
         self._all.discard(worker)
         worker.detach()
         worker.process.kill()
-        for place, sent in enumerate(worker.pending):
-            if not sent.reply.done():
-                sent.reply.set_exception(reason if place == 0 else _Redispatch())
-        worker.pending.clear()
-        task = asyncio.get_running_loop().create_task(self._replace(worker))
-        self._replacing.add(task)
-        task.add_done_callback(self._replacing.discard)
+        _fail_pending(worker, reason, _Redispatch())
+        self._track(asyncio.get_running_loop().create_task(self._replace(worker)))
 
     async def _replace(self, worker: _Worker) -> None:
         await asyncio.get_running_loop().run_in_executor(self._threads, worker.stop)
@@ -500,12 +494,19 @@ class GatePool:
         for worker in self._all:
             worker.leaving = True
             worker.detach()
-            for sent in worker.pending:
-                if not sent.reply.done():
-                    sent.reply.set_exception(stopping)
+            _fail_pending(worker, stopping, stopping)
         await asyncio.gather(
             *(loop.run_in_executor(self._threads, w.stop) for w in self._all),
             return_exceptions=True,
         )
         self._all.clear()
         self._threads.shutdown(wait=False, cancel_futures=True)
+
+
+def _fail_pending(worker: _Worker, current: Exception, behind: Exception) -> None:
+    """Answer every caller still waiting on `worker`: the one it was checking with `current`,
+    those waiting in its pipe with `behind`."""
+    for place, sent in enumerate(worker.pending):
+        if not sent.reply.done():
+            sent.reply.set_exception(current if place == 0 else behind)
+    worker.pending.clear()
